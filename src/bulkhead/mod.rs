@@ -1,0 +1,3 @@
+//! The bulkhead layer.
+
+pub mod error;

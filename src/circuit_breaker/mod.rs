@@ -1,0 +1,3 @@
+//! The circuit_breaker layer.
+
+pub mod error;

@@ -1,0 +1,34 @@
+//! Resilience middleware for [Tower](https://docs.rs/tower).
+//!
+//! buttress keeps a service standing when what it depends on does not: a circuit
+//! breaker, retry with backoff, jitter and a retry budget, timeout, bulkhead, rate
+//! limiter and fallback, each a [`tower_layer::Layer`] that composes with
+//! `ServiceBuilder`, around axum handlers, tonic services and tower clients.
+//!
+//! Every layer keeps its shared state in the lock-free, allocation-free
+//! [`buttress_core`] and follows the same rules:
+//!
+//! - **One state per layer value.** A layer owns its state behind an `Arc`; every service
+//!   it makes, and every clone of those, shares it. Two independent breakers are two
+//!   layer values.
+//! - **Readiness pins nothing.** Rejections happen in the response future, so a
+//!   connection that polls readiness and then idles holds no capacity.
+//! - **Capacity is a guard.** A half-open probe, a bulkhead slot, a retry token is a value
+//!   whose `Drop` gives it back: cancellation and panics leak nothing.
+//! - **Errors stack.** Services return [`BoxError`](error::BoxError); a layer's own
+//!   refusal is a small type recognised by [`error::rejection`].
+//! - **Time is tokio's.** Layers read [`clock::TokioClock`], so `tokio::time::pause()`
+//!   drives them deterministically, and read it only when their configuration needs it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod bulkhead;
+pub mod circuit_breaker;
+pub mod classify;
+pub mod clock;
+pub mod error;
+pub mod fallback;
+pub mod rate_limit;
+pub mod retry;
+pub mod timeout;
+
+pub use error::BoxError;

@@ -1,0 +1,3 @@
+//! The rate_limit layer.
+
+pub mod error;

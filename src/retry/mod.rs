@@ -1,0 +1,3 @@
+//! The retry layer.
+
+pub mod error;

@@ -1,0 +1,3 @@
+//! The timeout layer.
+
+pub mod error;
