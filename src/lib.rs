@@ -31,4 +31,5 @@ pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
 
+pub use buttress_core::ConfigError;
 pub use error::BoxError;

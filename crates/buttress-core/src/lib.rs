@@ -9,6 +9,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`config`] | [`ConfigError`], naming the bad field of any builder |
 //! | [`clock`] | [`Nanos`], the [`Clock`] trait, a monotonic and a manual clock |
 //! | [`breaker`] | the circuit-breaker state machine and its windows |
 //! | [`backoff`] | retry delays: constant, linear, exponential, capped before jitter |
@@ -24,9 +25,11 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod clock;
+pub mod config;
 pub mod gcra;
 pub mod keyed;
 pub mod permits;
 pub(crate) mod sync;
 
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
+pub use config::ConfigError;
