@@ -27,6 +27,12 @@ pub mod classify;
 pub mod clock;
 pub mod error;
 pub mod fallback;
+#[cfg(feature = "grpc")]
+pub mod grpc;
+#[cfg(feature = "health")]
+pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
