@@ -105,7 +105,8 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Result<Option<Duration>, InvalidGrpc
 ///
 /// assert_eq!(format_grpc_timeout(Duration::from_millis(250)), "250000u");
 /// assert_eq!(format_grpc_timeout(Duration::from_secs(300)), "300000m");
-/// assert_eq!(format_grpc_timeout(Duration::from_secs(86_400 * 365)), "525600M");
+/// assert_eq!(format_grpc_timeout(Duration::from_secs(86_400 * 365)), "31536000S");
+/// assert_eq!(format_grpc_timeout(Duration::from_secs(86_400 * 365 * 4)), "2102400M");
 /// ```
 pub fn format_grpc_timeout(timeout: Duration) -> HeaderValue {
     let nanos = timeout.as_nanos();
