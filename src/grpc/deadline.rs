@@ -250,4 +250,57 @@ mod tests {
         headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("soon"));
         assert_eq!(grpc_timeout(&headers), Err(INVALID));
     }
+
+    /// The spec's grammar, read the simplest way: the reference model for the parser.
+    fn reference(value: &[u8]) -> Option<u128> {
+        let s = std::str::from_utf8(value).ok()?;
+        let unit = s.chars().last()?;
+        let digits = &s[..s.len() - unit.len_utf8()];
+        if digits.is_empty() || digits.len() > 8 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: u128 = digits.parse().ok()?;
+        let per: u128 = match unit {
+            'H' => 3_600_000_000_000,
+            'M' => 60_000_000_000,
+            'S' => 1_000_000_000,
+            'm' => 1_000_000,
+            'u' => 1_000,
+            'n' => 1,
+            _ => return None,
+        };
+        Some(n * per)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        #[test]
+        fn parser_agrees_with_the_grammar_on_any_bytes(
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)
+        ) {
+            let got = parse_grpc_timeout(&value).ok().map(|d| d.as_nanos());
+            proptest::prop_assert_eq!(got, reference(&value));
+        }
+
+        #[test]
+        fn parser_agrees_with_the_grammar_on_near_misses(
+            value in "[0-9+\\- .]{0,10}[HMSmunhs]?"
+        ) {
+            let got = parse_grpc_timeout(value.as_bytes()).ok().map(|d| d.as_nanos());
+            proptest::prop_assert_eq!(got, reference(value.as_bytes()));
+        }
+
+        #[test]
+        fn formatted_values_parse_back_no_later(nanos in proptest::prelude::any::<u64>(), secs in 0u64..=u64::MAX) {
+            for d in [Duration::from_nanos(nanos), Duration::from_secs(secs)] {
+                let v = format_grpc_timeout(d);
+                proptest::prop_assert!(v.len() <= 9);
+                let back = parse_grpc_timeout(v.as_bytes()).expect("formatted values parse");
+                let max = Duration::from_secs(99_999_999 * 3600);
+                proptest::prop_assert!(back <= d.min(max));
+                proptest::prop_assert!(d.min(max) - back <= d.min(max) / 100_000);
+            }
+        }
+    }
 }

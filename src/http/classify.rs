@@ -308,4 +308,57 @@ mod tests {
             "HttpClassifier { failures: {502}, ignored: {410} }"
         );
     }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Failure(u16),
+        Success(u16),
+        Ignore(u16),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let code = prop_oneof![100u16..=999, 400u16..=599];
+        prop_oneof![
+            code.clone().prop_map(Op::Failure),
+            code.clone().prop_map(Op::Success),
+            code.prop_map(Op::Ignore),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(128))]
+
+        /// Any sequence of moves agrees with a map from code to outcome.
+        #[test]
+        fn agrees_with_a_map_model(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut model = std::collections::HashMap::new();
+            for c in 100u16..=999 {
+                let outcome = if (500..=599).contains(&c) || c == 429 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                model.insert(c, outcome);
+            }
+            let mut c = HttpClassifier::new();
+            for op in ops {
+                let (code, outcome) = match op {
+                    Op::Failure(n) => (n, Outcome::Failure),
+                    Op::Success(n) => (n, Outcome::Success),
+                    Op::Ignore(n) => (n, Outcome::Ignored),
+                };
+                let status = StatusCode::from_u16(code).expect("100..=999");
+                c = match op {
+                    Op::Failure(_) => c.failure(status),
+                    Op::Success(_) => c.success(status),
+                    Op::Ignore(_) => c.ignore(status),
+                };
+                model.insert(code, outcome);
+            }
+            for code in every_code() {
+                proptest::prop_assert_eq!(c.classify_status(code), model[&code.as_u16()]);
+            }
+        }
+    }
 }
