@@ -195,6 +195,34 @@ fn names_are_unique_and_components_can_leave() {
 }
 
 #[test]
+fn a_function_is_a_source() {
+    let up = Arc::new(AtomicU8::new(1));
+    let flag = up.clone();
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(buttress::health::source_fn(
+            "postgres",
+            "database",
+            move || {
+                if flag.load(Ordering::SeqCst) == 1 {
+                    HealthStatus::Healthy
+                } else {
+                    HealthStatus::Unhealthy
+                }
+            },
+        ))
+        .expect("new name");
+    assert_eq!(registry.readiness().status_code(), 200);
+    up.store(0, Ordering::SeqCst);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 503);
+    assert_eq!(
+        json_of(&ready)["components"][0],
+        json!({"name": "postgres", "kind": "database", "status": "unhealthy", "critical": true})
+    );
+}
+
+#[test]
 fn an_empty_registry_is_up() {
     let registry = HealthRegistry::default();
     for probe in [Probe::Liveness, Probe::Readiness] {

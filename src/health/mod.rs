@@ -58,6 +58,6 @@ mod registry;
 #[cfg(feature = "http")]
 pub use self::http::HealthService;
 pub use registry::{
-    ComponentReport, HealthCheck, HealthRegistry, HealthReport, HealthSource, HealthStatus,
-    OverallStatus, Probe,
+    ComponentReport, FnSource, HealthCheck, HealthRegistry, HealthReport, HealthSource,
+    HealthStatus, OverallStatus, Probe, source_fn,
 };

@@ -73,6 +73,60 @@ impl<T: HealthSource + ?Sized> HealthSource for Box<T> {
     }
 }
 
+/// A [`HealthSource`] from a name, a kind and a function giving the status: for the
+/// application's own components.
+///
+/// ```
+/// use buttress::health::{source_fn, HealthRegistry, HealthStatus};
+///
+/// let registry = HealthRegistry::new();
+/// registry
+///     .register_critical(source_fn("config", "file", || HealthStatus::Healthy))
+///     .unwrap();
+/// assert!(registry.readiness().is_passing());
+/// ```
+pub fn source_fn<F>(name: impl Into<String>, kind: &'static str, status: F) -> FnSource<F>
+where
+    F: Fn() -> HealthStatus + Send + Sync + 'static,
+{
+    FnSource {
+        name: name.into(),
+        kind,
+        status,
+    }
+}
+
+/// A [`HealthSource`] made by [`source_fn`].
+pub struct FnSource<F> {
+    name: String,
+    kind: &'static str,
+    status: F,
+}
+
+impl<F> fmt::Debug for FnSource<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnSource")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> HealthSource for FnSource<F>
+where
+    F: Fn() -> HealthStatus + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn status(&self) -> HealthStatus {
+        (self.status)()
+    }
+}
+
 struct Entry {
     source: Arc<dyn HealthSource>,
     critical: bool,
