@@ -27,6 +27,7 @@ pub mod classify;
 pub mod clock;
 pub mod error;
 pub mod fallback;
+pub mod pushback;
 pub mod rate_limit;
 pub mod retry;
 pub mod timeout;
