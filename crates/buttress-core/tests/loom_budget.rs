@@ -1,0 +1,87 @@
+//! loom models of the retry budget's compare-and-swap loops.
+#![cfg(loom)]
+
+use buttress_core::Nanos;
+use buttress_core::budget::RetryBudget;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use std::time::Duration;
+
+fn budget(ratio: f64, floor: u32) -> Arc<RetryBudget> {
+    Arc::new(
+        RetryBudget::builder()
+            .retry_ratio(ratio)
+            .min_retries_per_sec(floor)
+            .ttl(Duration::from_secs(1))
+            .slots(1)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn concurrent_withdrawals_never_overdraw() {
+    loom::model(|| {
+        // A reserve of exactly one retry, three threads after it.
+        let b = budget(0.0, 1);
+        let granted = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, granted) = (b.clone(), granted.clone());
+                thread::spawn(move || {
+                    if b.try_withdraw(Nanos::ZERO).is_some() {
+                        granted.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        if b.try_withdraw(Nanos::ZERO).is_some() {
+            granted.fetch_add(1, Ordering::Relaxed);
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(granted.load(Ordering::Relaxed), 1);
+        assert_eq!(b.available(Nanos::ZERO), 0);
+    });
+}
+
+#[test]
+fn a_deposit_racing_a_withdrawal() {
+    loom::model(|| {
+        // One deposit allows one retry; the withdrawal may or may not see it.
+        let b = budget(1.0, 0);
+        let d = {
+            let b = b.clone();
+            thread::spawn(move || b.deposit(Nanos::ZERO))
+        };
+        let got = b.try_withdraw(Nanos::ZERO).is_some();
+        d.join().unwrap();
+        assert_eq!(b.deposited(Nanos::ZERO), 1);
+        assert_eq!(b.available(Nanos::ZERO), if got { 0 } else { 1 });
+        // Never more than one in all.
+        let again = b.try_withdraw(Nanos::ZERO).is_some();
+        assert!(!(got && again));
+    });
+}
+
+#[test]
+fn a_refund_racing_the_expiry_of_its_slot() {
+    loom::model(|| {
+        // Reserve of one per second, one slot of one second.
+        let b = budget(0.0, 1);
+        let w = b.try_withdraw(Nanos::ZERO).expect("the reserve");
+        let r = {
+            let b = b.clone();
+            thread::spawn(move || b.refund(w))
+        };
+        // A second later the first withdrawal has aged out (or been refunded): either
+        // way this one is granted and is then the only one counted.
+        let later = Nanos::from_secs(1);
+        assert!(b.try_withdraw(later).is_some());
+        r.join().unwrap();
+        assert_eq!(b.available(later), 0);
+        assert!(b.try_withdraw(later).is_none());
+    });
+}
