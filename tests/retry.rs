@@ -499,7 +499,7 @@ async fn a_request_that_cannot_be_copied_is_sent_once() {
     let calls = inner.calls();
     let layer = RetryLayer::builder()
         .max_attempts(3)
-        .clone_request(|r: &Stream| (r.0 < 10).then(|| Stream(r.0)))
+        .clone_request(|r: &Stream| (r.0 < 10).then_some(Stream(r.0)))
         .backoff(Backoff::constant(ms(1)))
         .no_budget()
         .build()

@@ -8,7 +8,7 @@ use tower_service::Service;
 
 /// Limits how long each call of `S` may take; made by
 /// [`TimeoutLayer`](super::TimeoutLayer).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Timeout<S, T = Fixed> {
     inner: S,
     timeout: T,

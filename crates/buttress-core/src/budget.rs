@@ -33,7 +33,9 @@
 //!   deposits: every grant is serialised through that one word, so the budget is never
 //!   overdrawn whatever the contention. The grant is then recorded in the withdrawal
 //!   ring so that it ages out: whoever restarts an expired slot subtracts its count
-//!   from `outstanding`, exactly once.
+//!   from `outstanding`, exactly once. Zeroing a slot and subtracting from
+//!   `outstanding` are two steps: a withdrawal that races between them is refused for
+//!   that instant (the budget errs towards refusing, never towards overdrawing).
 //! - A withdrawal that was granted but not used (the retry was cancelled while it
 //!   waited) can be [refunded](RetryBudget::refund).
 //!
