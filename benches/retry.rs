@@ -3,6 +3,7 @@
 
 mod support;
 
+use buttress::clock::Clock;
 use buttress::retry::RetryLayer;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::cell::Cell;
@@ -25,7 +26,15 @@ fn row<S>(
             rt.block_on(async {
                 let start = Instant::now();
                 for i in 0..iters {
-                    let _ = black_box(one_call(&mut svc, black_box(i)).await);
+                    // Consume the result as a caller would, field by field.
+                    match one_call(&mut svc, black_box(i)).await {
+                        Ok(v) => {
+                            black_box(v);
+                        }
+                        Err(e) => {
+                            black_box(e);
+                        }
+                    }
                 }
                 start.elapsed()
             })
@@ -50,6 +59,10 @@ fn allocs<S: Service<u64>>(rt: &tokio::runtime::Runtime, name: &str, svc: S) {
     report_allocs(name, a, b);
 }
 
+fn bare_box_error() -> impl Service<u64, Response = u64, Error = buttress::BoxError> {
+    tower::ServiceExt::map_err(Bare, buttress::BoxError::from)
+}
+
 fn retry(c: &mut Criterion) {
     let rt = runtime();
     let (no_budget, with_budget) = rt.block_on(async {
@@ -60,6 +73,9 @@ fn retry(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("retry");
     row(&mut g, "bare", &rt, Bare);
+    // The floor for any layer that returns `BoxError` (as every buttress layer does):
+    // the bare service with its error type boxed.
+    row(&mut g, "bare_box_error", &rt, bare_box_error());
     row(&mut g, "retry_first_attempt_ok", &rt, no_budget.layer(Bare));
     row(
         &mut g,
@@ -68,6 +84,14 @@ fn retry(c: &mut Criterion) {
         with_budget.layer(Bare),
     );
     g.finish();
+
+    // What one clock read costs here (the budget's deposit needs one per call).
+    let clock = rt.block_on(async { buttress::clock::TokioClock::new() });
+    let _guard = rt.enter();
+    c.bench_function("retry/tokio_clock_now", |b| {
+        b.iter(|| black_box(clock.now()))
+    });
+    drop(_guard);
 
     allocs(&rt, "retry/bare", Bare);
     allocs(&rt, "retry/retry_first_attempt_ok", no_budget.layer(Bare));

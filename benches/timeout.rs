@@ -84,7 +84,15 @@ fn row<S>(
             rt.block_on(async {
                 let start = Instant::now();
                 for i in 0..iters {
-                    let _ = black_box(one_call(&mut svc, black_box(i)).await);
+                    // Consume the result as a caller would, field by field.
+                    match one_call(&mut svc, black_box(i)).await {
+                        Ok(v) => {
+                            black_box(v);
+                        }
+                        Err(e) => {
+                            black_box(e);
+                        }
+                    }
                 }
                 start.elapsed()
             })
@@ -118,6 +126,13 @@ fn timeout(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("timeout");
     row(&mut g, "bare", &rt, Bare);
+    // The floor for any layer that returns `BoxError`: the bare service, error boxed.
+    row(
+        &mut g,
+        "bare_box_error",
+        &rt,
+        tower::ServiceExt::map_err(Bare, buttress::BoxError::from),
+    );
     row(&mut g, "timeout_ready_at_once_lazy", &rt, lazy());
     row(&mut g, "timeout_ready_at_once_eager", &rt, eager());
     row(&mut g, "tower_timeout_ready_at_once", &rt, tower_timeout());

@@ -71,6 +71,7 @@ struct BudgetHold {
 }
 
 impl Drop for BudgetHold {
+    #[inline]
     fn drop(&mut self) {
         if let (Some(b), Some(w)) = (&self.budget, self.pending.take()) {
             b.refund(w);
@@ -86,6 +87,7 @@ enum Step {
 }
 
 impl<P, C, L> Attempts<P, C, L> {
+    #[inline]
     pub(crate) fn new(
         config: Config,
         budget: Option<Arc<RetryBudget>>,
@@ -112,19 +114,28 @@ impl<P, C, L> Attempts<P, C, L> {
         }
     }
 
-    fn next_step<Req, Res>(&mut self, req: Option<&Req>, result: &Result<Res, BoxError>) -> Step
+    /// The policy's verdict, or `Return` when no retry is possible at all. Inlined: it
+    /// is the whole of the fast path.
+    #[inline]
+    fn decide<Req, Res>(&self, req: Option<&Req>, result: &Result<Res, BoxError>) -> Decision
     where
         P: Policy<Req, Res>,
+    {
+        match req {
+            // Attempts left, and a copy of the request to send.
+            Some(req) if self.made < self.config.max_attempts => self.policy.decide(req, result),
+            // No attempt left, or the request could not be copied: it is final.
+            _ => Decision::Return,
+        }
+    }
+
+    /// After a retrying verdict: the wait, or why there is none.
+    #[inline(never)]
+    fn schedule(&mut self, decision: Decision, is_ok: bool) -> Step
+    where
         L: Listener,
     {
-        if self.made >= self.config.max_attempts {
-            return Step::Return;
-        }
-        let Some(req) = req else {
-            // The request could not be copied: it is sent once.
-            return Step::Return;
-        };
-        let (delay, reason) = match self.policy.decide(req, result) {
+        let (delay, reason) = match decision {
             Decision::Return => return Step::Return,
             Decision::Retry => {
                 let seed = self.seed;
@@ -133,7 +144,7 @@ impl<P, C, L> Attempts<P, C, L> {
                     .get_or_insert_with(|| SmallRng::seed_from_u64(seed));
                 let d = self.config.backoff.delay(self.made, self.prev_delay, rng);
                 self.prev_delay = d;
-                let reason = if result.is_ok() {
+                let reason = if is_ok {
                     RetryReason::Response
                 } else {
                     RetryReason::Error
@@ -169,6 +180,7 @@ impl<P, C, L> Attempts<P, C, L> {
         Step::Wait(delay.as_duration())
     }
 
+    #[inline]
     fn finish<Res>(
         &self,
         result: Result<Res, BoxError>,
@@ -205,7 +217,7 @@ where
     }
 }
 
-impl<S, Req, P, C, L> Future for ResponseFuture<S, Req, P, C, L>
+impl<S, Req, P, C, L> ResponseFuture<S, Req, P, C, L>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
@@ -213,22 +225,45 @@ where
     C: CloneRequest<Req>,
     L: Listener,
 {
-    type Output = Result<S::Response, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// After an attempt the policy wants retried: start waiting (`None`), or the final
+    /// result when no retry can be made.
+    #[inline(never)]
+    fn after_attempt(
+        self: Pin<&mut Self>,
+        result: Result<S::Response, BoxError>,
+        decision: Decision,
+    ) -> Option<Result<S::Response, BoxError>> {
         let mut this = self.project();
+        match this.attempts.schedule(decision, result.is_ok()) {
+            Step::Return => Some(this.attempts.finish(result, false)),
+            Step::BudgetRefused => Some(this.attempts.finish(result, true)),
+            Step::Wait(delay) => {
+                this.state.set(State::Waiting {
+                    sleep: tokio::time::sleep(delay),
+                });
+                None
+            }
+        }
+    }
+
+    /// Everything after the first attempt's result: kept out of line so that the fast
+    /// path stays small enough to inline.
+    #[inline(never)]
+    fn poll_retrying(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, BoxError>> {
         loop {
+            let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
                 StateProj::Calling { fut } => {
                     let result = ready!(fut.poll(cx)).map_err(Into::into);
-                    match this.attempts.next_step(this.request.as_ref(), &result) {
-                        Step::Return => return Poll::Ready(this.attempts.finish(result, false)),
-                        Step::BudgetRefused => {
-                            return Poll::Ready(this.attempts.finish(result, true));
-                        }
-                        Step::Wait(delay) => this.state.set(State::Waiting {
-                            sleep: tokio::time::sleep(delay),
-                        }),
+                    let decision = this.attempts.decide(this.request.as_ref(), &result);
+                    if decision == Decision::Return {
+                        return Poll::Ready(this.attempts.finish(result, false));
+                    }
+                    if let Some(out) = self.as_mut().after_attempt(result, decision) {
+                        return Poll::Ready(out);
                     }
                 }
                 StateProj::Waiting { sleep } => {
@@ -250,7 +285,7 @@ where
                             e,
                         ))));
                     }
-                    // `next_step` only waits when there is a copy of the request.
+                    // `schedule` only waits when there is a copy of the request.
                     let Some(req) = this.request.take() else {
                         unreachable!("a retry is only scheduled with a copy of the request")
                     };
@@ -265,6 +300,36 @@ where
                 }
             }
         }
+    }
+}
+
+impl<S, Req, P, C, L> Future for ResponseFuture<S, Req, P, C, L>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response>,
+    C: CloneRequest<Req>,
+    L: Listener,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The fast path: the first attempt's result, final by the policy.
+        let this = self.as_mut().project();
+        if this.attempts.made == 1 {
+            if let StateProj::Calling { fut } = this.state.project() {
+                let result = ready!(fut.poll(cx)).map_err(Into::into);
+                let decision = this.attempts.decide(this.request.as_ref(), &result);
+                if decision == Decision::Return {
+                    return Poll::Ready(this.attempts.finish(result, false));
+                }
+                if let Some(out) = self.as_mut().after_attempt(result, decision) {
+                    return Poll::Ready(out);
+                }
+            }
+        }
+        self.poll_retrying(cx)
     }
 }
 

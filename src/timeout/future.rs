@@ -44,6 +44,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
+    #[inline]
     pub(crate) fn new(fut: F, after: Option<Duration>) -> Self {
         ResponseFuture {
             inner: Inner::Running { fut },
@@ -59,6 +60,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         match this.inner.as_mut().project() {
