@@ -15,7 +15,7 @@
 //!   connection that polls readiness and then idles holds no capacity.
 //! - **Capacity is a guard.** A half-open probe, a bulkhead slot, a retry token is a value
 //!   whose `Drop` gives it back: cancellation and panics leak nothing.
-//! - **Errors stack.** Services return [`BoxError`](error::BoxError); a layer's own
+//! - **Errors stack.** Services return [`BoxError`]; a layer's own
 //!   refusal is a small type recognised by [`error::rejection`].
 //! - **Time is tokio's.** Layers read [`clock::TokioClock`], so `tokio::time::pause()`
 //!   drives them deterministically, and read it only when their configuration needs it.

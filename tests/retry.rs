@@ -12,8 +12,8 @@ use buttress::retry::{
 };
 use buttress::timeout::TimeoutLayer;
 use buttress_core::Nanos;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -143,11 +143,13 @@ async fn delays_are_exactly_the_seeded_backoff() {
             .unwrap();
         let _ = layer.layer(inner).oneshot(0u32).await;
 
-        let mut rng = SmallRng::seed_from_u64(1234);
+        let mut seed = 1234;
         let mut prev = Nanos::ZERO;
         let expected: Vec<Duration> = (1..8)
             .map(|n| {
+                let mut rng = SmallRng::seed_from_u64(seed);
                 let d = backoff.delay(n, prev, &mut rng);
+                seed = rng.next_u64();
                 prev = d;
                 d.as_duration()
             })

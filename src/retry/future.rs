@@ -7,8 +7,8 @@ use crate::error::BoxError;
 use buttress_core::budget::{RetryBudget, Withdrawal};
 use buttress_core::{Clock, Nanos};
 use pin_project_lite::pin_project;
-use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -55,8 +55,9 @@ pub(crate) struct Attempts<P, C, L> {
     budget: BudgetHold,
     start: Nanos,
     made: u32,
+    /// Seeds the jitter of the next retry; each retry draws from
+    /// `SmallRng::seed_from_u64(seed)` and takes the next seed from it.
     seed: u64,
-    rng: Option<SmallRng>,
     prev_delay: Nanos,
     policy: P,
     cloner: C,
@@ -106,7 +107,6 @@ impl<P, C, L> Attempts<P, C, L> {
             start,
             made: 1,
             seed,
-            rng: None,
             prev_delay: Nanos::ZERO,
             policy,
             cloner,
@@ -138,11 +138,12 @@ impl<P, C, L> Attempts<P, C, L> {
         let (delay, reason) = match decision {
             Decision::Return => return Step::Return,
             Decision::Retry => {
-                let seed = self.seed;
-                let rng = self
-                    .rng
-                    .get_or_insert_with(|| SmallRng::seed_from_u64(seed));
-                let d = self.config.backoff.delay(self.made, self.prev_delay, rng);
+                let mut rng = SmallRng::seed_from_u64(self.seed);
+                let d = self
+                    .config
+                    .backoff
+                    .delay(self.made, self.prev_delay, &mut rng);
+                self.seed = rng.next_u64();
                 self.prev_delay = d;
                 let reason = if is_ok {
                     RetryReason::Response

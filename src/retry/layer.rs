@@ -217,8 +217,10 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
         self
     }
 
-    /// Seeds the jitter: the first call of the first service the layer makes draws its
-    /// delays from `SmallRng::seed_from_u64(seed)`. Without it the seed is random.
+    /// Seeds the jitter. The first call of the first service the layer makes draws its
+    /// first delay from `rng = SmallRng::seed_from_u64(seed)`, and each next delay from
+    /// `SmallRng::seed_from_u64(rng.next_u64())` of the one before. Without it the seed
+    /// is random.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self
