@@ -107,7 +107,8 @@ impl RetryLayer {
 }
 
 impl<P, C, L> RetryLayer<P, C, L> {
-    /// The budget the layer's services spend, if any.
+    /// The budget the layer's services spend, if any (to observe it; its time is the
+    /// layer's clock, which started when the layer was built).
     pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
         self.shared.budget.as_ref()
     }
@@ -176,15 +177,11 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
         self
     }
 
-    /// Spend this budget (owned by this layer).
+    /// Spend this budget. It belongs to the layer: every service the layer (or a clone
+    /// of it) makes spends it, and its time is the layer's clock. For one budget per
+    /// backend, build one layer per backend and clone it.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = BudgetChoice::Given(Arc::new(budget));
-        self
-    }
-
-    /// Spend a budget shared with other layers (one budget per backend, say).
-    pub fn shared_budget(mut self, budget: Arc<RetryBudget>) -> Self {
-        self.budget = BudgetChoice::Given(budget);
         self
     }
 
