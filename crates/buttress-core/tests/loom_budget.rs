@@ -89,3 +89,42 @@ fn a_refund_racing_the_expiry_of_its_slot() {
         assert_eq!(b.available(later), 0);
     });
 }
+
+#[test]
+fn withdrawals_across_a_slot_boundary_never_overdraw() {
+    loom::model(|| {
+        // Two slots of one second, a reserve of two retries over the two-second window;
+        // threads whose clock reads straddle the slot boundary.
+        let b = Arc::new(
+            RetryBudget::builder()
+                .retry_ratio(0.0)
+                .min_retries_per_sec(1)
+                .ttl(Duration::from_secs(2))
+                .slots(2)
+                .build()
+                .unwrap(),
+        );
+        let granted = Arc::new(AtomicUsize::new(0));
+        let spawn_at = |t: Nanos| {
+            let (b, granted) = (b.clone(), granted.clone());
+            thread::spawn(move || {
+                if b.try_withdraw(t).is_some() {
+                    granted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let a = spawn_at(Nanos::ZERO);
+        let c = spawn_at(Nanos::from_secs(1));
+        if b.try_withdraw(Nanos::from_secs(1)).is_some() {
+            granted.fetch_add(1, Ordering::Relaxed);
+        }
+        a.join().unwrap();
+        c.join().unwrap();
+        assert!(granted.load(Ordering::Relaxed) <= 2);
+        let later = Nanos::from_secs(1);
+        assert_eq!(
+            b.available(later) as usize,
+            2 - granted.load(Ordering::Relaxed)
+        );
+    });
+}
