@@ -98,7 +98,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let config = self.shared.config;
+        let config = &self.shared.config;
         // One clock read, and only when the budget or the deadline needs it.
         let start = if config.needs_clock {
             config.clock.now()
@@ -128,7 +128,7 @@ where
             svc,
             next,
             Attempts::new(
-                config,
+                *config,
                 budget,
                 start,
                 seed,
