@@ -94,7 +94,9 @@ fn build(c: &Cfg) -> BreakerConfig {
         Err((bucket, buckets)) => b.time_window(ms(bucket * buckets as u64), buckets),
     };
     if let Some((slow_ms, pct)) = c.slow {
-        b = b.slow_call_duration(ms(slow_ms)).slow_call_rate_threshold(pct as f64);
+        b = b
+            .slow_call_duration(ms(slow_ms))
+            .slow_call_rate_threshold(pct as f64);
     }
     b.build().expect("generated configs are valid")
 }

@@ -142,6 +142,12 @@ struct Bucket {
 /// window and subtracts what they held (an expired epoch) from the running totals,
 /// so every bucket is expired once per lap and never rescanned. An outcome whose
 /// bucket no longer holds its epoch (it is older than the window) is not counted.
+///
+/// Every count added to a bucket is added to the totals and every count taken out of
+/// a bucket is subtracted, so the totals always equal the buckets' sum. The one
+/// imprecision is at a bucket boundary under contention: an outcome added to a
+/// bucket between its re-stamping and the emptying of its previous epoch's counts
+/// leaves the window with that older epoch (early, by less than one lap).
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     bucket_len: u64,
@@ -191,11 +197,13 @@ impl TimeWindow {
                     for e in first..=epoch {
                         let b = &self.buckets[(e % n) as usize];
                         // fetch_max: a slower rotator of an older lap never stamps
-                        // a bucket backwards.
-                        b.epoch.fetch_max(e, Relaxed);
-                        adjust(&self.calls, b.calls.swap(0, Relaxed), 0);
-                        adjust(&self.failures, b.failures.swap(0, Relaxed), 0);
-                        adjust(&self.slow, b.slow.swap(0, Relaxed), 0);
+                        // a bucket backwards. Only a bucket that held an older epoch
+                        // is emptied: one already stamped `e` may hold outcomes of `e`.
+                        if b.epoch.fetch_max(e, Relaxed) < e {
+                            adjust(&self.calls, b.calls.swap(0, Relaxed), 0);
+                            adjust(&self.failures, b.failures.swap(0, Relaxed), 0);
+                            adjust(&self.slow, b.slow.swap(0, Relaxed), 0);
+                        }
                     }
                     return;
                 }
