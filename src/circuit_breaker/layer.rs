@@ -128,7 +128,8 @@ impl CircuitBreakerBuilder {
         slow_call_duration(duration: Duration);
         /// The first open wait. Default: 30 s.
         wait_in_open(wait: Duration);
-        /// Growth of the open wait per consecutive re-open, and its cap. Default: 2, 5 min.
+        /// Growth of the open wait per consecutive re-open, and its cap. Default: 2, 5 min
+        /// (or `wait_in_open` if longer).
         open_backoff(multiplier: f64, max_wait: Duration);
         /// Up to this fraction (0..=1) of each open wait is taken off at random. Default: 0.
         open_jitter(fraction: f64);

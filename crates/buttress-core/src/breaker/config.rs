@@ -141,7 +141,7 @@ impl BreakerConfig {
 /// | `slow_call_rate_threshold` | 100 % |
 /// | `slow_call_duration` | none: slow calls are not tracked |
 /// | `wait_in_open` | 30 s |
-/// | `open_backoff` | multiplier 2, capped at 5 min |
+/// | `open_backoff` | multiplier 2, capped at 5 min (or at `wait_in_open` if longer) |
 /// | `open_jitter` | 0 (none) |
 /// | `permitted_calls_in_half_open` | 5 |
 /// | `max_wait_in_half_open` | 60 s |
@@ -154,7 +154,7 @@ pub struct BreakerConfigBuilder {
     slow_call_duration: Option<Duration>,
     wait_in_open: Duration,
     open_backoff_multiplier: f64,
-    max_wait_in_open: Duration,
+    max_wait_in_open: Option<Duration>,
     open_jitter: f64,
     permitted_calls_in_half_open: u32,
     max_wait_in_half_open: Option<Duration>,
@@ -170,7 +170,7 @@ impl Default for BreakerConfigBuilder {
             slow_call_duration: None,
             wait_in_open: Duration::from_secs(30),
             open_backoff_multiplier: 2.0,
-            max_wait_in_open: Duration::from_secs(300),
+            max_wait_in_open: None,
             open_jitter: 0.0,
             permitted_calls_in_half_open: 5,
             max_wait_in_half_open: Some(Duration::from_secs(60)),
@@ -255,7 +255,7 @@ impl BreakerConfigBuilder {
     /// back to [`wait_in_open`](Self::wait_in_open) once the breaker closes.
     pub fn open_backoff(mut self, multiplier: f64, max_wait: Duration) -> Self {
         self.open_backoff_multiplier = multiplier;
-        self.max_wait_in_open = max_wait;
+        self.max_wait_in_open = Some(max_wait);
         self
     }
 
@@ -333,15 +333,19 @@ impl BreakerConfigBuilder {
                 format!("the multiplier must be a finite number >= 1, got {m}"),
             ));
         }
-        if self.max_wait_in_open < self.wait_in_open {
-            return Err(ConfigError::new(
-                "open_backoff",
-                format!(
-                    "the maximum wait ({:?}) must not be below wait_in_open ({:?})",
-                    self.max_wait_in_open, self.wait_in_open
-                ),
-            ));
-        }
+        let max_wait_in_open = match self.max_wait_in_open {
+            Some(max) if max < self.wait_in_open => {
+                return Err(ConfigError::new(
+                    "open_backoff",
+                    format!(
+                        "the maximum wait ({max:?}) must not be below wait_in_open ({:?})",
+                        self.wait_in_open
+                    ),
+                ));
+            }
+            Some(max) => max,
+            None => Duration::from_secs(300).max(self.wait_in_open),
+        };
         let j = self.open_jitter;
         if !(0.0..=1.0).contains(&j) {
             return Err(ConfigError::new(
@@ -370,7 +374,7 @@ impl BreakerConfigBuilder {
             slow_call_duration: self.slow_call_duration.map(Nanos::from_duration),
             wait_in_open: Nanos::from_duration(self.wait_in_open),
             open_backoff_multiplier: m,
-            max_wait_in_open: Nanos::from_duration(self.max_wait_in_open),
+            max_wait_in_open: Nanos::from_duration(max_wait_in_open),
             open_jitter: j,
             permitted_calls_in_half_open: p,
             max_wait_in_half_open: self.max_wait_in_half_open.map(Nanos::from_duration),
@@ -394,6 +398,13 @@ mod tests {
         assert_eq!(c.window(), WindowKind::Count { calls: 100 });
         assert_eq!(c.minimum_calls(), 10);
         assert_eq!(c.permitted_calls_in_half_open(), 5);
+        assert_eq!(c.max_wait_in_open(), Nanos::from_secs(300));
+        // A long first wait raises the default cap rather than being refused.
+        let long = BreakerConfig::builder()
+            .wait_in_open(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        assert_eq!(long.max_wait_in_open(), Nanos::from_secs(3600));
     }
 
     #[test]
