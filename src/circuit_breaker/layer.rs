@@ -162,7 +162,11 @@ impl CircuitBreakerBuilder {
         if let Some(name) = self.name {
             breaker = breaker.with_name(name);
         }
-        if let Some(listener) = self.listener {
+        #[cfg(feature = "tracing")]
+        let listener = Some(traced(self.listener));
+        #[cfg(not(feature = "tracing"))]
+        let listener = self.listener;
+        if let Some(listener) = listener {
             breaker = breaker.with_listener(listener);
         }
         Ok(CircuitBreakerLayer {
@@ -171,4 +175,24 @@ impl CircuitBreakerBuilder {
             classifier: DefaultClassifier,
         })
     }
+}
+
+/// With the `tracing` feature, every transition is also an `info` event on the
+/// `buttress::circuit_breaker` target, before the user's listener runs.
+#[cfg(feature = "tracing")]
+fn traced(user: Option<Listener>) -> Listener {
+    Arc::new(move |t: &Transition<'_>| {
+        tracing::info!(
+            target: "buttress::circuit_breaker",
+            breaker = t.name.unwrap_or(""),
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            at = ?t.at,
+            generation = t.generation,
+            "circuit breaker transition"
+        );
+        if let Some(user) = &user {
+            user(t);
+        }
+    })
 }

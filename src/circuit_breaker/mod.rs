@@ -53,6 +53,35 @@
 //! # }
 //! ```
 
+//!
+//! ## Details
+//!
+//! - **Rates and thresholds.** A rate reaching its threshold trips (inclusive: 50 %
+//!   trips at exactly half). Thresholds are compared exactly to a hundredth of a
+//!   percent. The slow-call rate counts only when `slow_call_duration` is set; a call
+//!   taking at least that long is slow, whether it succeeded or failed.
+//! - **Clock reads.** None for a closed breaker with a count window and no slow-call
+//!   tracking; one per call with a time window (when the outcome is recorded); two
+//!   with slow-call tracking (start and end of the call). While open, `poll_ready`
+//!   reads the clock to decide, and `call` reuses that reading.
+//! - **Half-open.** The first call after the open wait moves the breaker to half-open
+//!   and is its first probe. Once `permitted_calls_in_half_open` probes have reported
+//!   success or failure, the breaker closes if their failure and slow rates are under
+//!   the thresholds (`minimum_calls` does not apply to probes), and opens again
+//!   otherwise. Calls beyond the probes are rejected with no `retry_after`. When every
+//!   slot is taken and `max_wait_in_half_open` has passed, the next call re-opens the
+//!   breaker (counted as a failed test: the open wait grows).
+//! - **Readiness.** A service whose `poll_ready` saw the breaker rejecting does not
+//!   call the inner service; if the breaker was reset between `poll_ready` and
+//!   `call`, that one call is rejected with `retry_after` zero (its permit is given
+//!   back unused).
+//! - **Generations.** An outcome counts only in the generation its call was admitted
+//!   in; a call admitted before a transition (or before `reset`) and finishing after it
+//!   is not counted.
+//! - **Transitions.** The listener runs on the thread that made the transition, inside
+//!   the call that caused it: keep it short. With the `tracing` feature each
+//!   transition is also an `info` event on the `buttress::circuit_breaker` target.
+
 pub mod error;
 pub mod future;
 mod handle;

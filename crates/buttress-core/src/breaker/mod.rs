@@ -165,8 +165,8 @@ impl<F: FnOnce() -> Nanos> LazyNow<F> {
 }
 
 /// Deadline word layout: `generation & 0xffff` in bits 48..64, the deadline in whole
-/// microseconds (rounded up, saturating at 2^48 - 1, about 8.9 years: "never") in bits
-/// 0..48. In `Open` it is when the first probe may go; in `HalfOpen` when unreported
+/// microseconds (rounded up, saturating at 2^48 - 1, about 8.9 years after the clock's
+/// origin, which is read as "never") in bits 0..48. In `Open` it is when the first probe may go; in `HalfOpen` when unreported
 /// probes stop blocking a re-open.
 const DEADLINE_BITS: u32 = 48;
 const DEADLINE_MASK: u64 = (1 << DEADLINE_BITS) - 1;
@@ -331,7 +331,8 @@ impl Breaker {
             State::Open => match self.deadline_of(cur) {
                 // The transition's deadline is not published yet: still waiting.
                 None => Step::Reject(None),
-                Some(d) if now.get() < d => Step::Reject(Some(d - now.get())),
+                // `Nanos::MAX` is "never", even at the end of time.
+                Some(d) if d == Nanos::MAX || now.get() < d => Step::Reject(Some(d - now.get())),
                 Some(_) => Step::Move {
                     next: cur
                         .next(State::HalfOpen, cur.reopens())
@@ -352,7 +353,7 @@ impl Breaker {
                     }
                 } else {
                     match self.deadline_of(cur) {
-                        Some(d) if now.get() >= d => Step::Move {
+                        Some(d) if d != Nanos::MAX && now.get() >= d => Step::Move {
                             next: cur.next(State::Open, cur.reopens() + 1),
                             admit: false,
                         },
@@ -403,7 +404,11 @@ impl Breaker {
         if (d >> DEADLINE_BITS) as u32 != w.generation() & 0xffff {
             return None;
         }
-        Some(Nanos::from_micros(d & DEADLINE_MASK))
+        match d & DEADLINE_MASK {
+            // Saturated: "never" (a wait past the field's 8.9 years).
+            DEADLINE_MASK => Some(Nanos::MAX),
+            micros => Some(Nanos::from_micros(micros)),
+        }
     }
 
     /// The open wait for a breaker entering `Open` as `w`.
@@ -709,5 +714,72 @@ impl Drop for Permit {
         if self.armed && self.probe {
             self.breaker.release_probe(self.generation);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn tripped(jitter: f64, seed: u64) -> (Arc<Breaker>, Rejected) {
+        let config = BreakerConfig::builder()
+            .count_window(1)
+            .minimum_calls(1)
+            .wait_in_open(Duration::from_secs(10))
+            .open_jitter(jitter)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config).with_jitter_seed(seed));
+        b.acquire(|| Nanos::ZERO)
+            .unwrap()
+            .record(Outcome::Failure, || Nanos::ZERO);
+        let r = b.acquire(|| Nanos::ZERO).unwrap_err();
+        (b, r)
+    }
+
+    #[test]
+    fn jitter_shortens_the_open_wait_within_its_fraction() {
+        let mut waits = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let (_, r) = tripped(0.5, seed);
+            let w = r.retry_after().unwrap();
+            assert!(
+                w >= Duration::from_secs(5) && w <= Duration::from_secs(10),
+                "{w:?}"
+            );
+            waits.insert(w);
+        }
+        assert!(waits.len() > 16, "seeds spread the waits: {waits:?}");
+        let (_, r) = tripped(0.0, 7);
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn deadlines_round_up_to_the_microsecond_and_saturate() {
+        assert_eq!(pack_deadline(0, Nanos::new(1)) & DEADLINE_MASK, 1);
+        assert_eq!(pack_deadline(0, Nanos::new(1_000)) & DEADLINE_MASK, 1);
+        assert_eq!(pack_deadline(0, Nanos::MAX) & DEADLINE_MASK, DEADLINE_MASK);
+        assert_eq!(
+            pack_deadline(0x1_2345, Nanos::ZERO) >> DEADLINE_BITS,
+            0x2345
+        );
+    }
+
+    #[test]
+    fn a_forever_open_wait_does_not_overflow() {
+        let config = BreakerConfig::builder()
+            .count_window(1)
+            .minimum_calls(1)
+            .wait_in_open(Duration::MAX)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config));
+        let late = Nanos::MAX - Nanos::from_secs(1);
+        b.acquire(|| late)
+            .unwrap()
+            .record(Outcome::Failure, || late);
+        assert_eq!(b.state(), State::Open);
+        assert!(b.acquire(|| Nanos::MAX).is_err());
+        assert_eq!(b.state(), State::Open);
     }
 }
