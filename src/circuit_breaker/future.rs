@@ -29,6 +29,7 @@ pin_project! {
 }
 
 impl<F, C> ResponseFuture<F, C> {
+    #[inline]
     pub(super) fn admitted(inner: F, permit: Permit, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
             inner: Some(inner),
@@ -67,6 +68,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {

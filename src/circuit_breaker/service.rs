@@ -92,6 +92,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let clock = self.clock;
         let mut seen = None;
@@ -123,6 +124,7 @@ where
         }
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
             Readiness::Inner { seen } => (true, seen),
