@@ -23,8 +23,8 @@ pin_project! {
         inner: Option<F>,
         permit: Option<Permit>,
         rejected: Option<CircuitOpen>,
-        classifier: Option<C>,
-        clock: Option<TokioClock>,
+        classifier: C,
+        clock: TokioClock,
     }
 }
 
@@ -35,18 +35,18 @@ impl<F, C> ResponseFuture<F, C> {
             inner: Some(inner),
             permit: Some(permit),
             rejected: None,
-            classifier: Some(classifier),
-            clock: Some(clock),
+            classifier,
+            clock,
         }
     }
 
-    pub(super) fn rejected(err: CircuitOpen) -> Self {
+    pub(super) fn rejected(err: CircuitOpen, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
             inner: None,
             permit: None,
             rejected: Some(err),
-            classifier: None,
-            clock: None,
+            classifier,
+            clock,
         }
     }
 }
@@ -78,14 +78,14 @@ where
             }));
         };
         let result = ready!(inner.poll(cx));
-        if let (Some(permit), Some(classifier)) = (this.permit.take(), this.classifier.as_ref()) {
-            let outcome = match classifier.classify(&result) {
+        if let Some(permit) = this.permit.take() {
+            let outcome = match this.classifier.classify(&result) {
                 Outcome::Success => breaker::Outcome::Success,
                 Outcome::Failure => breaker::Outcome::Failure,
                 Outcome::Ignored => breaker::Outcome::Ignored,
             };
             let clock = *this.clock;
-            permit.record(outcome, || clock.map(|c| c.now()).unwrap_or_default());
+            permit.record(outcome, || clock.now());
         }
         Poll::Ready(result.map_err(Into::into))
     }

@@ -135,13 +135,21 @@ where
         let clock = self.clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.
         match self.breaker.acquire(|| seen.unwrap_or_else(|| clock.now())) {
-            Err(rejected) => ResponseFuture::rejected(CircuitOpen::new(rejected.retry_after())),
+            Err(rejected) => ResponseFuture::rejected(
+                CircuitOpen::new(rejected.retry_after()),
+                self.classifier.clone(),
+                clock,
+            ),
             Ok(permit) if !inner_ready => {
                 // The breaker was rejecting at poll_ready and was reset since: the inner
                 // service was not made ready, so it is not called. The permit is
                 // dropped unreported (nothing counted, no slot kept).
                 drop(permit);
-                ResponseFuture::rejected(CircuitOpen::new(Some(Duration::ZERO)))
+                ResponseFuture::rejected(
+                    CircuitOpen::new(Some(Duration::ZERO)),
+                    self.classifier.clone(),
+                    clock,
+                )
             }
             Ok(permit) => ResponseFuture::admitted(
                 self.inner.call(req),

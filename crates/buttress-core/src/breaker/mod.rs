@@ -74,7 +74,7 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
-use window::{CountWindow, Counts, TimeWindow, Window};
+use window::{CountWindow, Counts, Padded, TimeWindow, Window};
 
 /// The verdict on one admitted call, as reported to [`Permit::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,10 +194,12 @@ enum Step {
 /// written by the thread that made the transition right after its CAS. Plus the window
 /// and a rejection counter.
 pub struct Breaker {
-    state: AtomicU64,
+    /// Read on every call, written on transitions only: on lines of their own, away
+    /// from the counters written on every call (and from the `Arc`'s counts).
+    state: Padded<AtomicU64>,
     deadline: AtomicU64,
     window: Window,
-    not_permitted: AtomicU64,
+    not_permitted: Padded<AtomicU64>,
     config: BreakerConfig,
     name: Option<Arc<str>>,
     listener: Option<Listener>,
@@ -225,10 +227,10 @@ impl Breaker {
             }
         };
         Breaker {
-            state: AtomicU64::new(Word::INITIAL.0),
+            state: Padded(AtomicU64::new(Word::INITIAL.0)),
             deadline: AtomicU64::new(0),
             window,
-            not_permitted: AtomicU64::new(0),
+            not_permitted: Padded(AtomicU64::new(0)),
             config,
             name: None,
             listener: None,

@@ -13,6 +13,22 @@
 use crate::Nanos;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
+/// Keeps a value on cache lines of its own (128 bytes: two 64-byte lines, as adjacent
+/// lines are prefetched together), so that counters written on every call do not
+/// share a line with the read-mostly state word, and threads on other cores reading
+/// one do not miss on writes to the other.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// What a window holds right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Counts {
@@ -48,8 +64,9 @@ fn adjust(c: &AtomicU64, old: u64, new: u64) {
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     size: u64,
-    pos: AtomicU64,
     ring: Box<[AtomicU64]>,
+    /// Written on every outcome: on lines of their own.
+    pos: Padded<AtomicU64>,
     failures: AtomicU64,
     slow: AtomicU64,
 }
@@ -62,7 +79,7 @@ impl CountWindow {
         let words = (size as usize).div_ceil(32);
         CountWindow {
             size: size as u64,
-            pos: AtomicU64::new(0),
+            pos: Padded(AtomicU64::new(0)),
             ring: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
@@ -152,7 +169,8 @@ struct Bucket {
 pub(crate) struct TimeWindow {
     bucket_len: u64,
     buckets: Box<[Bucket]>,
-    head: AtomicU64,
+    /// Written on every outcome (with the totals below): on lines of their own.
+    head: Padded<AtomicU64>,
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -170,7 +188,7 @@ impl TimeWindow {
                     slow: AtomicU64::new(0),
                 })
                 .collect(),
-            head: AtomicU64::new(0),
+            head: Padded(AtomicU64::new(0)),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
