@@ -382,11 +382,11 @@ impl Breaker {
     #[inline]
     fn permit(self: &Arc<Self>, generation: u32, started_at: Nanos, probe: bool) -> Permit {
         Permit {
-            breaker: Arc::clone(self),
-            generation,
-            started_at,
-            probe,
-            armed: true,
+            held: Some(Held {
+                breaker: Arc::clone(self),
+                started_at,
+                meta: generation as u64 | if probe { PROBE } else { 0 },
+            }),
         }
     }
 
@@ -475,16 +475,16 @@ impl Breaker {
     }
 
     #[inline]
-    fn record(&self, p: &Permit, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+    fn record(&self, p: &Held, outcome: Outcome, now: impl FnOnce() -> Nanos) {
         let mut now = LazyNow::new(now);
         let cur = self.load();
-        if cur.generation() != p.generation {
+        if cur.generation() != p.generation() {
             // Fenced: the permit belongs to an earlier generation.
             return;
         }
         if outcome == Outcome::Ignored {
-            if p.probe {
-                self.release_probe(p.generation);
+            if p.is_probe() {
+                self.release_probe(p.generation());
             }
             return;
         }
@@ -502,11 +502,11 @@ impl Breaker {
                 };
                 if let Some(counts) = self.window.record(failed, slow, at) {
                     if self.trips(counts) {
-                        self.trip(p.generation, &mut now);
+                        self.trip(p.generation(), &mut now);
                     }
                 }
             }
-            State::HalfOpen => self.record_probe(p.generation, failed, slow, &mut now),
+            State::HalfOpen => self.record_probe(p.generation(), failed, slow, &mut now),
             // Disabled counts nothing; Open and ForcedOpen never issue permits.
             _ => {}
         }
@@ -668,19 +668,39 @@ impl Breaker {
 /// [`record`](Permit::record); dropping it unreported counts nothing and gives back the
 /// half-open probe slot it may hold.
 pub struct Permit {
+    /// `None` once reported. (An `Option` rather than a flag: taking it is one
+    /// whole-word store, which keeps moves of the permit cheap.)
+    held: Option<Held>,
+}
+
+struct Held {
     breaker: Arc<Breaker>,
-    generation: u32,
     started_at: Nanos,
-    probe: bool,
-    armed: bool,
+    /// The generation in bits 0..24, and [`PROBE`].
+    meta: u64,
+}
+
+/// The permit holds a half-open probe slot.
+const PROBE: u64 = 1 << 32;
+
+impl Held {
+    #[inline]
+    fn generation(&self) -> u32 {
+        self.meta as u32 & GEN_MASK
+    }
+
+    #[inline]
+    fn is_probe(&self) -> bool {
+        self.meta & PROBE != 0
+    }
 }
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("generation", &self.generation)
-            .field("started_at", &self.started_at)
-            .field("probe", &self.probe)
+            .field("generation", &self.generation())
+            .field("started_at", &self.started_at())
+            .field("probe", &self.is_probe())
             .finish_non_exhaustive()
     }
 }
@@ -690,31 +710,34 @@ impl Permit {
     /// tracked, with a time window, or when the outcome causes a transition.
     #[inline]
     pub fn record(mut self, outcome: Outcome, now: impl FnOnce() -> Nanos) {
-        self.armed = false;
-        self.breaker.record(&self, outcome, now);
+        if let Some(held) = self.held.take() {
+            held.breaker.record(&held, outcome, now);
+        }
     }
 
     /// The generation the permit was issued in.
     pub fn generation(&self) -> u32 {
-        self.generation
+        self.held.as_ref().map_or(0, Held::generation)
     }
 
     /// Whether this permit holds a half-open probe slot.
     pub fn is_probe(&self) -> bool {
-        self.probe
+        self.held.as_ref().is_some_and(Held::is_probe)
     }
 
     /// When the call started (zero unless slow calls are tracked).
     pub fn started_at(&self) -> Nanos {
-        self.started_at
+        self.held.as_ref().map_or(Nanos::ZERO, |h| h.started_at)
     }
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        if self.armed && self.probe {
-            self.breaker.release_probe(self.generation);
+        if let Some(held) = &self.held {
+            if held.is_probe() {
+                held.breaker.release_probe(held.generation());
+            }
         }
     }
 }
