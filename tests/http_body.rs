@@ -443,7 +443,11 @@ impl Clone for ReadyOnce {
     }
 }
 
-impl Service<Request<ReplayBody<Chunks>>> for ReadyOnce {
+impl<B> Service<Request<ReplayBody<B>>> for ReadyOnce
+where
+    B: Body + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Bytes;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Bytes, BoxError>> + Send>>;
@@ -453,7 +457,7 @@ impl Service<Request<ReplayBody<Chunks>>> for ReadyOnce {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<ReplayBody<Chunks>>) -> Self::Future {
+    fn call(&mut self, req: Request<ReplayBody<B>>) -> Self::Future {
         let was_ready = std::mem::replace(&mut self.ready, false);
         Box::pin(async move {
             if !was_ready {
@@ -473,9 +477,24 @@ async fn the_service_made_ready_is_the_one_called() {
         let layer = BufferRequestBodyLayer::new().max_bytes(limit);
         svc = BufferRequestBody::new(svc.into_inner(), layer);
         let body = Chunks::new(chunked(&data, 64));
-        let got = svc.ready().await.unwrap().call(Request::new(body)).await;
+        let ready = ServiceExt::<Request<Chunks>>::ready(&mut svc)
+            .await
+            .unwrap();
+        let got = ready.call(Request::new(body)).await;
         assert_eq!(got.unwrap(), data);
     }
+
+    // A body still pending when `call` returns: the service goes with the future.
+    let mut svc = BufferRequestBody::new(ReadyOnce { ready: false }, Default::default());
+    let (tx, body) = channel_body();
+    let ready = ServiceExt::<Request<ChannelBody>>::ready(&mut svc)
+        .await
+        .unwrap();
+    let fut = ready.call(Request::new(body));
+    tx.unbounded_send(Ok(Frame::data(Bytes::from_static(b"late"))))
+        .unwrap();
+    drop(tx);
+    assert_eq!(fut.await.unwrap(), "late");
 }
 
 type FrameResult = Result<Frame<Bytes>, BoxError>;
@@ -523,6 +542,23 @@ async fn the_request_waits_for_a_slow_body_to_end() {
     assert_eq!(copy, "hello");
     assert_eq!(original, "hello");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_always_ready_yields_to_other_tasks() {
+    // 200 empty frames, each ready at once: reading yields (every 64 frames) before
+    // it has read them all.
+    let body = Chunks::new(std::iter::repeat_n(Bytes::new(), 200));
+    let taken = body.taken.clone();
+    let svc = BufferRequestBodyLayer::new().layer(replayer(1, taken.clone(), Default::default()));
+    let mut fut = Box::pin(svc.oneshot(Request::new(body)));
+    assert!((&mut fut).now_or_never().is_none());
+    let read = taken.load(Ordering::SeqCst);
+    assert!(0 < read && read < 200, "{read} frames read in one poll");
+    let seen = fut.await.unwrap();
+    assert!(seen.replayable);
+    assert_eq!(taken.load(Ordering::SeqCst), 200);
+    assert_eq!(seen.sent, vec![(Bytes::new(), None); 2]);
 }
 
 #[test]

@@ -45,6 +45,10 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        Failed {
+            // `None` once returned.
+            error: Option<BoxError>,
+        },
     }
 }
 
@@ -67,16 +71,22 @@ where
         }
     }
 
-    pub(super) fn reading(service: S, parts: Parts, body: B, limit: usize, reserve: usize) -> Self {
+    pub(super) fn reading(service: S, parts: Parts, body: B, buf: Collector) -> Self {
         ResponseFuture {
             state: State::Reading {
                 read: Some(Read {
                     service,
                     parts,
                     body,
-                    buf: Collector::new(limit, reserve),
+                    buf,
                 }),
             },
+        }
+    }
+
+    pub(super) fn failed(error: BoxError) -> Self {
+        ResponseFuture {
+            state: State::Failed { error: Some(error) },
         }
     }
 }
@@ -95,12 +105,12 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => return future.poll(cx).map_err(Into::into),
+                StateProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(polled_after_completion)));
+                }
                 StateProj::Reading { read } => {
                     let Some(mut r) = read.take() else {
-                        return Poll::Ready(Err(BodyError::new(
-                            "response future polled after completion",
-                        )
-                        .into()));
+                        return Poll::Ready(Err(polled_after_completion()));
                     };
                     let done = match read_body(&mut r.body, &mut r.buf, cx) {
                         Poll::Pending => {
@@ -117,8 +127,7 @@ where
                     } = r;
                     let body = match done {
                         Err(e) => return Poll::Ready(Err(BodyError::new(e).into())),
-                        Ok(Ended::Complete) => buf.into_body(),
-                        Ok(Ended::Overflowed(held)) => buf.into_forwarded(held, body),
+                        Ok(ended) => ended.into_body(buf, body),
                     };
                     let future = service.call(Request::from_parts(parts, body));
                     this.state.set(State::Calling { future });
@@ -137,6 +146,7 @@ where
             State::Reading { read: Some(r) } => ("reading", r.buf.len),
             State::Reading { read: None } => ("done", 0),
             State::Calling { .. } => ("calling", 0),
+            State::Failed { .. } => ("failed", 0),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -145,8 +155,12 @@ where
     }
 }
 
+fn polled_after_completion() -> BoxError {
+    BodyError::new("response future polled after completion").into()
+}
+
 /// How reading a body ended.
-enum Ended {
+pub(super) enum Ended {
     /// The body ended within the limit: everything is in the collector.
     Complete,
     /// This data frame would have taken the body past the limit: the body goes on as a
@@ -154,8 +168,18 @@ enum Ended {
     Overflowed(Bytes),
 }
 
+impl Ended {
+    /// The request body: all of it buffered, or forwarded after what was read.
+    pub(super) fn into_body<B>(self, buf: Collector, body: B) -> ReplayBody<B> {
+        match self {
+            Ended::Complete => buf.into_body(),
+            Ended::Overflowed(held) => buf.into_forwarded(held, body),
+        }
+    }
+}
+
 /// Reads frames from `body` into `buf` until the body ends, passes the limit or fails.
-fn read_body<B>(
+pub(super) fn read_body<B>(
     body: &mut B,
     buf: &mut Collector,
     cx: &mut Context<'_>,
@@ -199,7 +223,7 @@ where
 
 /// The bytes read so far: the first chunk as it came (no copy for a body of one chunk),
 /// later ones appended into one buffer.
-struct Collector {
+pub(super) struct Collector {
     first: Option<Bytes>,
     rest: BytesMut,
     len: usize,
@@ -209,7 +233,7 @@ struct Collector {
 }
 
 impl Collector {
-    fn new(limit: usize, reserve: usize) -> Self {
+    pub(super) fn new(limit: usize, reserve: usize) -> Self {
         Collector {
             first: None,
             rest: BytesMut::new(),

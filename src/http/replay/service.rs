@@ -1,21 +1,25 @@
 //! [`BufferRequestBody`]: `poll_ready` and `call`.
 
-use super::future::ResponseFuture;
+use super::error::BodyError;
+use super::future::{Collector, ResponseFuture, read_body};
 use super::{BufferRequestBodyLayer, ReplayBody};
 use crate::error::BoxError;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Request};
 use http_body::{Body, SizeHint};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tower_service::Service;
 
 /// Turns each `Request<B>` into a `Request<ReplayBody<B>>`, buffering bodies small
 /// enough to be sent again; made by [`BufferRequestBodyLayer`].
 ///
 /// See the [module docs](super) for which bodies are buffered. `poll_ready` is the inner
-/// service's; `call` moves the service it made ready into the response future, which
-/// reads the body (when it is to be buffered) and then calls it. A body that needs no
-/// reading (empty, or too large to buffer) is passed on in `call` itself.
+/// service's. `call` reads as much of the body as is there already: a body that needs
+/// no reading (empty, or too large to buffer) or whose frames are all there (a `Full`)
+/// is passed on at once, to the service made ready. Otherwise that service moves into
+/// the response future, which reads the rest of the body and then calls it (so the
+/// inner service stays reserved, if its readiness reserves anything, while the body
+/// arrives).
 ///
 /// `B` must be `Unpin` because a body found too large after part of it was read is moved
 /// into the request, behind the bytes already read; wrap a `!Unpin` body in
@@ -82,11 +86,27 @@ where
                 ResponseFuture::calling(self.inner.call(req))
             }
             Plan::Read { reserve } => {
-                // The service made ready goes with the request; its clone stays to be
-                // made ready for the next call.
-                let clone = self.inner.clone();
-                let service = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::reading(service, parts, body, self.config.max_bytes, reserve)
+                let mut body = body;
+                let mut buf = Collector::new(self.config.max_bytes, reserve);
+                // A body whose frames are all there already (a `Full`, a body built from
+                // bytes in memory) is read here, and the request sent at once. A body
+                // still waiting for data is polled again, with the caller's waker, by
+                // the response future: only the last waker given must be woken.
+                let mut cx = Context::from_waker(Waker::noop());
+                match read_body(&mut body, &mut buf, &mut cx) {
+                    Poll::Ready(Ok(ended)) => {
+                        let body = ended.into_body(buf, body);
+                        ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)))
+                    }
+                    Poll::Ready(Err(e)) => ResponseFuture::failed(BodyError::new(e).into()),
+                    Poll::Pending => {
+                        // The service made ready goes with the request; its clone stays
+                        // to be made ready for the next call.
+                        let clone = self.inner.clone();
+                        let service = std::mem::replace(&mut self.inner, clone);
+                        ResponseFuture::reading(service, parts, body, buf)
+                    }
+                }
             }
         }
     }
