@@ -122,13 +122,14 @@ impl<C: SleepClock> RateLimitBuilder<C> {
 
     /// A keyed layer: one limiter per key that `key` extracts from the request, at most
     /// `max_keys` keys held at once (idle keys are evicted by the store itself).
-    pub fn keyed<K, F>(
+    pub fn keyed<Req, K, F>(
         self,
         max_keys: usize,
         key: F,
     ) -> Result<KeyedRateLimitLayer<K, F, C>, ConfigError>
     where
         K: Hash + Eq,
+        F: Fn(&Req) -> K,
     {
         let (quota, max_wait, clock) = self.parts()?;
         Ok(KeyedRateLimitLayer {
