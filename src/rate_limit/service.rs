@@ -4,7 +4,7 @@ use super::error::RateLimited;
 use super::future::ResponseFuture;
 use super::layer::{Direct, Keyed, SleepClock};
 use crate::BoxError;
-use crate::clock::Nanos;
+use crate::clock::{Nanos, TokioClock};
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use tower_service::Service;
 
 /// A service limited by one shared GCRA limiter; made by
 /// [`RateLimitLayer`](super::RateLimitLayer).
-pub struct RateLimit<S, C> {
+pub struct RateLimit<S, C = TokioClock> {
     inner: S,
     shared: Arc<Direct<C>>,
 }
@@ -106,7 +106,7 @@ where
 }
 
 /// A service limited per key; made by [`KeyedRateLimitLayer`](super::KeyedRateLimitLayer).
-pub struct KeyedRateLimit<S, K, F, C> {
+pub struct KeyedRateLimit<S, K, F, C = TokioClock> {
     inner: S,
     shared: Arc<Keyed<K, F, C>>,
 }
