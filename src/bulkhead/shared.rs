@@ -13,7 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// One bulkhead's state, by mode. Cloning shares it.
 #[derive(Clone)]
 pub(super) enum Shared {
-    /// Reject at once when full: the core's counter, one CAS to acquire.
+    /// Reject at once when full: the core's counter, one `fetch_add` to acquire, one
+    /// `fetch_sub` to release.
     Reject(Arc<Permits>),
     /// Wait up to `max_wait` in a FIFO queue: tokio's fair semaphore holds the slots
     /// (a waiter is handed a released slot before any newcomer can take it), and a core
@@ -41,7 +42,7 @@ impl fmt::Debug for Shared {
 /// A slot held by a call; dropping it frees the slot (completion, error, cancellation
 /// or panic alike).
 pub(super) enum Permit {
-    Counter(#[allow(dead_code)] PermitGuard<Arc<Permits>>),
+    Counter(#[allow(dead_code)] PermitGuard),
     Semaphore(#[allow(dead_code)] OwnedSemaphorePermit),
 }
 
@@ -109,7 +110,7 @@ impl Shared {
     #[inline]
     pub(super) fn try_acquire(&self) -> Option<Permit> {
         match self {
-            Shared::Reject(p) => Permits::try_acquire_arc(p).map(Permit::Counter),
+            Shared::Reject(p) => p.try_acquire().map(Permit::Counter),
             Shared::Waiting { slots, .. } | Shared::Backpressure { slots, .. } => Arc::clone(slots)
                 .try_acquire_owned()
                 .ok()
@@ -127,7 +128,7 @@ impl Shared {
                 max_wait,
                 ..
             } => {
-                let queued = Permits::try_acquire_arc(queue)?;
+                let queued = queue.try_acquire()?;
                 let slots = Arc::clone(slots);
                 let max_wait = *max_wait;
                 Some(Box::pin(async move {

@@ -1,17 +1,27 @@
 //! The bulkhead's in-flight counter and its guard.
 //!
-//! [`Permits`] counts calls in flight against a fixed maximum. Acquiring is one
-//! compare-and-swap from a load on the fast path (the count never goes above the
-//! maximum, not even for an instant, so a concurrent caller never sees a false "full");
-//! releasing is one `fetch_sub`. A [`PermitGuard`] holds one permit and gives it back when
-//! it is dropped, whether the call completed, failed, was cancelled or panicked.
+//! [`Permits`] counts calls in flight against a fixed maximum. A permit is a clone of
+//! one `Arc<()>` that the counter owns, so the `Arc`'s strong count *is* the in-flight
+//! count (plus the counter's own reference):
+//!
+//! - acquiring is one `fetch_add` (the `Arc` clone) followed by a check of the count;
+//!   over the maximum, the clone is dropped again and the call refused;
+//! - releasing is one `fetch_sub` (the clone's drop), whatever ends the call:
+//!   completion, error, cancellation, or a panic unwinding through the guard;
+//! - the guard needs no other reference to the counter, so it lives in a `'static`
+//!   response future without a second `Arc` clone per call.
+//!
+//! Admission can never exceed the maximum: a call is admitted only if the count it reads
+//! after its own increment (which includes every admitted holder still holding) is
+//! within the maximum. Two callers racing for the last slot may both see the other's
+//! tentative increment and both be refused; that transient, conservative refusal is the
+//! price of a single atomic operation on each side.
 //!
 //! ```
 //! use buttress_core::permits::Permits;
-//! use std::sync::Arc;
 //!
-//! let permits = Arc::new(Permits::new(2).unwrap());
-//! let a = Permits::try_acquire_arc(&permits).unwrap();
+//! let permits = Permits::new(2).unwrap();
+//! let a = permits.try_acquire().unwrap();
 //! let b = permits.try_acquire().unwrap();
 //! assert!(permits.try_acquire().is_none()); // full
 //! assert_eq!(permits.in_flight(), 2);
@@ -21,15 +31,18 @@
 //! ```
 
 use crate::config::ConfigError;
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sync::Arc;
 use std::fmt;
-use std::ops::Deref;
 
 /// A counter of calls in flight, bounded by a maximum.
+///
+/// Not `Clone` on purpose: share it behind an `Arc`.
 pub struct Permits {
     max: usize,
-    /// The number of permits held. Invariant: `0 <= in_flight <= max`.
-    in_flight: AtomicUsize,
+    /// Each permit holds a clone; the strong count is `1 + permits held` (plus, for an
+    /// instant, refused tentative clones). `max < isize::MAX`, checked at build, so the
+    /// count never reaches `Arc`'s overflow abort.
+    token: Arc<()>,
 }
 
 impl fmt::Debug for Permits {
@@ -47,9 +60,15 @@ impl Permits {
         if max == 0 {
             return Err(ConfigError::new("max_concurrent", "must be at least 1"));
         }
+        if max > isize::MAX as usize / 2 {
+            return Err(ConfigError::new(
+                "max_concurrent",
+                format!("must be at most {}", isize::MAX as usize / 2),
+            ));
+        }
         Ok(Permits {
             max,
-            in_flight: AtomicUsize::new(0),
+            token: Arc::new(()),
         })
     }
 
@@ -59,11 +78,11 @@ impl Permits {
         self.max
     }
 
-    /// Permits held right now.
+    /// Permits held right now (a snapshot, which may for an instant include a refused
+    /// caller's tentative permit).
     #[inline]
     pub fn in_flight(&self) -> usize {
-        // Relaxed: a snapshot for reporting; it synchronises nothing.
-        self.in_flight.load(Ordering::Relaxed)
+        Arc::strong_count(&self.token) - 1
     }
 
     /// Permits free right now.
@@ -72,74 +91,36 @@ impl Permits {
         self.max - self.in_flight().min(self.max)
     }
 
-    /// Takes one permit if one is free, bound to this counter's lifetime.
+    /// Takes one permit if one is free: one `fetch_add` and one load.
     #[inline]
-    pub fn try_acquire(&self) -> Option<PermitGuard<&Self>> {
-        // `then`, not `then_some`: a guard built eagerly would release on a failed try.
-        self.acquire_raw().then(|| PermitGuard { permits: self })
-    }
-
-    /// Takes one permit if one is free, holding a clone of the `Arc` so that the guard
-    /// can live in a `'static` future.
-    #[inline]
-    pub fn try_acquire_arc(this: &Arc<Self>) -> Option<PermitGuard<Arc<Self>>> {
-        this.acquire_raw().then(|| PermitGuard {
-            permits: Arc::clone(this),
-        })
-    }
-
-    /// One compare-and-swap from a load: take a permit unless all are held.
-    #[inline]
-    fn acquire_raw(&self) -> bool {
-        // Relaxed everywhere: the counter is the only shared datum, and every update is
-        // an atomic read-modify-write on it, so the single modification order of this
-        // one word is all the invariant `in_flight <= max` needs. A permit guards no
-        // other memory (the call's own data travels with its future).
-        let mut cur = self.in_flight.load(Ordering::Relaxed);
-        loop {
-            if cur >= self.max {
-                return false;
-            }
-            match self.in_flight.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
+    pub fn try_acquire(&self) -> Option<PermitGuard> {
+        // The clone is a Relaxed `fetch_add` on the strong count. The load below is
+        // sequenced after it on the same word, so by coherence it sees this increment or
+        // a later value: every admitted holder still holding is counted in it (a release
+        // only ever removes a holder that has left). So the admitted holders, this one
+        // included, are at most `count - 1 <= max`. No other memory is published by a
+        // permit, so no stronger ordering is needed.
+        let permit = PermitGuard {
+            _token: Arc::clone(&self.token),
+        };
+        if Arc::strong_count(&self.token) - 1 <= self.max {
+            Some(permit)
+        } else {
+            // Over: the drop undoes the increment (one `fetch_sub`).
+            None
         }
-    }
-
-    /// Gives one permit back: one `fetch_sub`.
-    #[inline]
-    fn release(&self) {
-        // Relaxed: see `acquire_raw`. Only guards call this, once each, so the count
-        // cannot underflow.
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// One permit of a [`Permits`] counter, given back on drop (also during a panic).
-///
-/// `P` is how the guard reaches the counter: `&Permits` or `Arc<Permits>`.
-pub struct PermitGuard<P: Deref<Target = Permits>> {
-    permits: P,
+pub struct PermitGuard {
+    /// Dropping it is the release: one `fetch_sub` on the strong count.
+    _token: Arc<()>,
 }
 
-impl<P: Deref<Target = Permits>> fmt::Debug for PermitGuard<P> {
+impl fmt::Debug for PermitGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PermitGuard")
-            .field("max", &self.permits.max)
-            .finish()
-    }
-}
-
-impl<P: Deref<Target = Permits>> Drop for PermitGuard<P> {
-    #[inline]
-    fn drop(&mut self) {
-        self.permits.release();
+        f.write_str("PermitGuard")
     }
 }
 
@@ -150,6 +131,10 @@ mod tests {
     #[test]
     fn zero_is_a_config_error() {
         assert_eq!(Permits::new(0).unwrap_err().field(), "max_concurrent");
+        assert_eq!(
+            Permits::new(usize::MAX).unwrap_err().field(),
+            "max_concurrent"
+        );
     }
 
     #[test]
@@ -165,10 +150,9 @@ mod tests {
 
     #[test]
     fn panics_return_the_permit() {
-        let p = Arc::new(Permits::new(1).unwrap());
-        let p2 = Arc::clone(&p);
-        let r = std::panic::catch_unwind(move || {
-            let _g = Permits::try_acquire_arc(&p2).unwrap();
+        let p = Permits::new(1).unwrap();
+        let r = std::panic::catch_unwind(|| {
+            let _g = p.try_acquire().unwrap();
             panic!("boom");
         });
         assert!(r.is_err());
