@@ -22,17 +22,18 @@ use std::time::Duration;
 use support::{Bare, allocs_per_call, one_call, report_allocs, runtime};
 use tower::{Layer, Service};
 
-/// quanta's clock (what governor reads by default) as a buttress clock.
+/// quanta's clock as a buttress clock, read the way governor's default `QuantaClock`
+/// reads it (raw counter, scaled to nanoseconds).
 #[derive(Clone)]
 struct QuantaClock {
     clock: quanta::Clock,
-    origin: quanta::Instant,
+    origin: u64,
 }
 
 impl QuantaClock {
     fn new() -> Self {
         let clock = quanta::Clock::new();
-        let origin = clock.now();
+        let origin = clock.raw();
         QuantaClock { clock, origin }
     }
 }
@@ -40,7 +41,7 @@ impl QuantaClock {
 impl Clock for QuantaClock {
     #[inline]
     fn now(&self) -> Nanos {
-        Nanos::from_duration(self.clock.now().saturating_duration_since(self.origin))
+        Nanos::new(self.clock.delta_as_nanos(self.origin, self.clock.raw()))
     }
 }
 
