@@ -41,6 +41,7 @@ pin_project! {
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
+    #[inline]
     pub(super) fn called(fut: F, permit: Permit) -> Self {
         ResponseFuture {
             state: State::Called { fut, permit },
@@ -85,6 +86,7 @@ where
 {
     type Output = Result<T, BoxError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

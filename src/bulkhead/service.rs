@@ -61,6 +61,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, S, Req>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         if self.shared.is_backpressure() && self.held.is_none() {
             if self.acquiring.is_none() {
@@ -78,6 +79,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         // The slot is taken here, with the call, never between `poll_ready` and `call`
         // (except in backpressure mode, where `poll_ready` took it on purpose).

@@ -154,6 +154,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(super) fn is_backpressure(&self) -> bool {
         matches!(self, Shared::Backpressure { .. })
     }
