@@ -40,13 +40,17 @@
 
 mod classify;
 mod deadline;
+pub mod propagate;
+mod retry;
 mod status;
 
 pub use classify::{GrpcClassifier, response_code};
 pub use deadline::{
-    GRPC_TIMEOUT, InvalidGrpcTimeout, format_grpc_timeout, grpc_timeout, parse_grpc_timeout,
-    set_grpc_timeout,
+    GRPC_TIMEOUT, GrpcDeadline, InvalidGrpcTimeout, deadline_timeout, format_grpc_timeout,
+    grpc_timeout, parse_grpc_timeout, set_grpc_timeout,
 };
+pub use propagate::{Deadline, PropagateDeadline, PropagateDeadlineLayer};
+pub use retry::GrpcRetryPolicy;
 pub use status::{
     Pushback, RETRY_PUSHBACK_MS, into_status, rejection_code, set_retry_pushback, status_from_error,
 };

@@ -47,6 +47,7 @@
 mod classify;
 pub mod replay;
 mod response;
+mod retry;
 
 pub use classify::{HttpClassifier, StatusFn};
 pub use replay::{
@@ -54,3 +55,4 @@ pub use replay::{
     clone_request, is_idempotent,
 };
 pub use response::{ErrorResponse, error_response, handle_error};
+pub use retry::{HttpRetryLayer, HttpRetryPolicy};
