@@ -65,13 +65,12 @@ where
             limit = Some(limit.map_or(left, |t| t.min(left)));
         }
         if let Some(limit) = limit {
-            // Never lengthen a deadline the request already carries; a malformed one is
-            // replaced.
-            let limit = match grpc_timeout(req.headers()) {
-                Ok(Some(already)) => already.min(limit),
-                _ => limit,
-            };
-            set_grpc_timeout(req.headers_mut(), limit);
+            // Never lengthen a deadline the request already carries (it is kept as it
+            // is when it is no longer); a malformed one is replaced.
+            let keep = matches!(grpc_timeout(req.headers()), Ok(Some(already)) if already <= limit);
+            if !keep {
+                set_grpc_timeout(req.headers_mut(), limit);
+            }
         }
         ResponseFuture::calling(self.inner.call(req))
     }
