@@ -36,13 +36,16 @@ enum Answer {
     Slow(Duration),
 }
 
+/// When a call arrived, and the `grpc-timeout` it carried.
+type Arrival = (Instant, Option<String>);
+
 /// A server that gives the `n`-th call (from 0) `answers[n]` (or the last one), and
 /// records when each call arrived, the `grpc-timeout` it carried, and whether a slow
 /// handler was dropped before it finished.
 #[derive(Debug, Clone)]
 struct Server {
     answers: Arc<Vec<Answer>>,
-    arrivals: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    arrivals: Arc<Mutex<Vec<Arrival>>>,
     dropped: Arc<AtomicBool>,
     finished: Arc<AtomicBool>,
 }

@@ -13,6 +13,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
+/// What the server received, in order.
+type Log = Arc<Mutex<Vec<Seen>>>;
+
 /// One request as the server received it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -26,9 +29,8 @@ struct Seen {
 fn server<B>(
     answers: Vec<Result<(u16, Option<&'static str>), ()>>,
 ) -> (
-    impl Service<Request<ReplayBody<B>>, Response = Response<()>, Error = BoxError, Future = impl Send>
-    + Clone,
-    Arc<Mutex<Vec<Seen>>>,
+    impl Service<Request<ReplayBody<B>>, Response = Response<()>, Error = BoxError> + Clone,
+    Log,
 )
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -74,7 +76,7 @@ fn full(method: Method, body: &'static str) -> Request<Full<Bytes>> {
     req
 }
 
-fn seen(log: &Arc<Mutex<Vec<Seen>>>) -> Vec<Seen> {
+fn seen(log: &Log) -> Vec<Seen> {
     log.lock().expect("not poisoned").clone()
 }
 

@@ -24,8 +24,8 @@
 //! answers `DEADLINE_EXCEEDED` when its own bound fires).
 //!
 //! The layer reads the clock (`tokio::time::Instant`, so paused test time drives it) once
-//! per call, and only for a request that carries a [`Deadline`]; it allocates nothing
-//! beyond the header value's own storage.
+//! per call, and only for a request that carries a [`Deadline`]; writing the header
+//! costs what inserting any header costs.
 //!
 //! ```
 //! use buttress::grpc::{Deadline, PropagateDeadlineLayer};
