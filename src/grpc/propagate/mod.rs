@@ -24,8 +24,9 @@
 //! answers `DEADLINE_EXCEEDED` when its own bound fires).
 //!
 //! The layer reads the clock (`tokio::time::Instant`, so paused test time drives it) once
-//! per call, and only for a request that carries a [`Deadline`]; writing the header
-//! costs what inserting any header costs.
+//! per call, and only for a request that carries a [`Deadline`]. Writing the header
+//! costs what inserting any header costs: its value (at most 9 bytes) is one
+//! allocation, plus the header map's first storage if the request had no header yet.
 //!
 //! ```
 //! use buttress::grpc::{Deadline, PropagateDeadlineLayer};
