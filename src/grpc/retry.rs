@@ -372,4 +372,56 @@ mod tests {
             .expect("valid");
         assert_eq!(p.decide(&(), &Ok::<_, BoxError>(proxy)), Decision::Retry);
     }
+
+    /// The rules of the policy read the simplest way: the reference model.
+    fn reference(
+        retried: &[Code],
+        pushback_only: &[Code],
+        code: Code,
+        pushback: Option<Pushback>,
+    ) -> Decision {
+        let r = code != Code::Ok && retried.contains(&code);
+        let p = code != Code::Ok && pushback_only.contains(&code);
+        match (r, p, pushback) {
+            (false, false, _) => Decision::Return,
+            (_, _, Some(Pushback::DoNotRetry)) => Decision::Return,
+            (_, _, Some(Pushback::RetryAfter(d))) => Decision::RetryAfter(d),
+            (true, _, None) => Decision::Retry,
+            (false, true, None) => Decision::Return,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn policy_agrees_with_the_reference_model(
+            ops in proptest::collection::vec((0u8..3, 0usize..17), 0..30),
+            probe in 0usize..17,
+            pushback in proptest::option::of(proptest::option::of(0u64..100_000)),
+        ) {
+            let mut policy = GrpcRetryPolicy::new();
+            let mut retried = vec![Code::Unavailable];
+            let mut pushback_only = vec![Code::ResourceExhausted];
+            for (op, i) in ops {
+                let code = ALL[i];
+                retried.retain(|&c| c != code);
+                pushback_only.retain(|&c| c != code);
+                policy = match op {
+                    0 => { retried.push(code); policy.retry(code) }
+                    1 => { pushback_only.push(code); policy.retry_with_pushback(code) }
+                    _ => policy.no_retry(code),
+                };
+            }
+            let pushback = pushback.map(|p| match p {
+                Some(ms) => Pushback::RetryAfter(Duration::from_millis(ms)),
+                None => Pushback::DoNotRetry,
+            });
+            let code = ALL[probe];
+            proptest::prop_assert_eq!(
+                policy.decide_code(code, pushback),
+                reference(&retried, &pushback_only, code, pushback)
+            );
+        }
+    }
 }

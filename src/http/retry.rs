@@ -433,4 +433,41 @@ mod tests {
             .is_none()
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        /// The bit set agrees with a plain set of codes under any sequence of changes,
+        /// and the verdict on a response follows the set.
+        #[test]
+        fn status_set_agrees_with_a_reference_set(
+            ops in proptest::collection::vec((proptest::prelude::any::<bool>(), 100u16..=999), 0..40),
+            probe in 100u16..=999,
+        ) {
+            let mut policy = HttpRetryPolicy::with_statuses([]).expect("empty is valid");
+            let mut model = std::collections::BTreeSet::new();
+            for (add, code) in ops {
+                let code = StatusCode::from_u16(code).expect("in range");
+                if add {
+                    match policy.retry_status(code) {
+                        Ok(p) => {
+                            policy = p;
+                            proptest::prop_assert!((400..=599).contains(&code.as_u16()));
+                            model.insert(code.as_u16());
+                        }
+                        Err(_) => proptest::prop_assert!(!(400..=599).contains(&code.as_u16())),
+                    }
+                } else {
+                    policy = policy.no_retry_status(code);
+                    model.remove(&code.as_u16());
+                }
+            }
+            let code = StatusCode::from_u16(probe).expect("in range");
+            proptest::prop_assert_eq!(policy.retries_status(code), model.contains(&probe));
+            let expected = if model.contains(&probe) { Decision::Retry } else { Decision::Return };
+            proptest::prop_assert_eq!(policy.decide(&get(), &res(probe, None)), expected);
+            let listed: Vec<u16> = policy.statuses.codes().collect();
+            proptest::prop_assert_eq!(listed, model.into_iter().collect::<Vec<_>>());
+        }
+    }
 }
