@@ -34,7 +34,9 @@
 //!   it holds a slot only while the call really runs.
 //!
 //! The pipeline has a name (an `Arc<str>`, set once when it is made) that metrics and
-//! health reports use to tell stacks apart.
+//! health reports use to tell stacks apart. A part given no name of its own takes the
+//! pipeline's for its metrics and tracing events when it is put in (the attempt
+//! timeout takes `<name>.attempt`); see [`observe`](crate::observe).
 //!
 //! ```
 //! use buttress::pipeline::Resilience;
@@ -158,6 +160,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: TimeoutLayer<T>,
     ) -> Resilience<Fb, TimeoutLayer<T>, Rt, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -223,6 +226,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: TimeoutLayer<T>,
     ) -> Resilience<Fb, Ot, Rt, Cb, Rl, TimeoutLayer<T>, Bh> {
+        layer.adopt_name(&format!("{}.attempt", self.name).into());
         Resilience {
             name: self.name,
             fallback: self.fallback,
