@@ -178,6 +178,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: RetryLayer<P, C, L>,
     ) -> Resilience<Fb, Ot, RetryLayer<P, C, L>, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
