@@ -143,6 +143,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: FallbackLayer<H, P>,
     ) -> Resilience<FallbackLayer<H, P>, Ot, Rt, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: layer,

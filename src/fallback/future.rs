@@ -3,6 +3,7 @@
 use super::handler::Recover;
 use crate::BoxError;
 use crate::classify::{Classify, Outcome};
+use crate::observe::FallbackObs;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -16,6 +17,8 @@ pin_project! {
         #[pin]
         state: State<F, Fb>,
         rest: Option<(H, P, Sv)>,
+        // With `metrics` or `tracing`: the instance's instruments.
+        obs: FallbackObs,
     }
 }
 
@@ -29,10 +32,11 @@ pin_project! {
 
 impl<F, Fb, H, P, Sv> ResponseFuture<F, Fb, H, P, Sv> {
     #[inline]
-    pub(super) fn new(fut: F, handler: H, policy: P, saved: Sv) -> Self {
+    pub(super) fn new(fut: F, handler: H, policy: P, saved: Sv, obs: FallbackObs) -> Self {
         ResponseFuture {
             state: State::Primary { fut },
             rest: Some((handler, policy, saved)),
+            obs,
         }
     }
 }
@@ -77,6 +81,7 @@ where
                     let Some((handler, _, saved)) = this.rest.take() else {
                         return Poll::Ready(result.map_err(Into::into));
                     };
+                    this.obs.taken();
                     let fut = handler.recover(result, saved);
                     this.state.set(State::Fallback { fut });
                 }
