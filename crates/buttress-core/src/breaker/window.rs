@@ -57,10 +57,12 @@ fn adjust(c: &AtomicU64, old: u64, new: u64) {
 ///
 /// Slot `i` lives in `ring[i / 32]` at bits `2 * (i % 32)` (failed) and
 /// `2 * (i % 32) + 1` (slow); `00` is a success (or a slot not written yet). `pos`
-/// counts the outcomes recorded since the window was last cleared: the next outcome
+/// counts the outcomes written since the window was last cleared: the next outcome
 /// goes to slot `pos % size`, replacing the oldest, and the window holds
 /// `min(pos, size)` outcomes. `failures` and `slow` are the popcounts of the ring's
-/// failed and slow bits, adjusted by exactly the bits each write changes.
+/// failed and slow bits, adjusted by exactly the bits each write changes. A success
+/// into a full window of successes is not written at all (it would change nothing),
+/// so a healthy breaker's calls only read these lines.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     size: u64,
@@ -68,7 +70,7 @@ pub(crate) struct CountWindow {
     /// for `idx < 2^32` (Lemire's fastmod), instead of a division on every outcome.
     magic: u64,
     ring: Box<[AtomicU64]>,
-    /// Written on every outcome: on lines of their own.
+    /// Written on every outcome written: on lines of their own.
     pos: Padded<AtomicU64>,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -97,6 +99,14 @@ impl CountWindow {
     // would cost more than the body on the success path.
     #[inline(always)]
     pub(crate) fn record(&self, failed: bool, slow: bool) -> Option<Counts> {
+        if !failed && !slow && self.all_successes() {
+            // A success into a full window of successes: whichever slot it replaced,
+            // the window is the same N successes after it, so nothing is written (no
+            // shared line is dirtied on the common path). The ring position only
+            // matters while some slot holds something else, and then this is not
+            // taken, so a failure still leaves exactly N outcomes after it entered.
+            return None;
+        }
         let idx = self.pos.fetch_add(1, Relaxed);
         let slot = self.slot(idx);
         let word = &self.ring[(slot / 32) as usize];
@@ -125,6 +135,14 @@ impl CountWindow {
             failures: read(&self.failures),
             slow: read(&self.slow),
         })
+    }
+
+    /// Whether the window is full and holds successes only: three loads of lines that
+    /// are only written when that changes. Racing with a writer, the totals may be a
+    /// step behind (see the module docs): at worst a failure stays one call longer.
+    #[inline(always)]
+    fn all_successes(&self) -> bool {
+        self.pos.load(Relaxed) >= self.size && read(&self.failures) == 0 && read(&self.slow) == 0
     }
 
     /// `idx % size`, without a division while `idx` fits in 32 bits.
@@ -365,6 +383,25 @@ mod tests {
         );
         w.clear();
         assert_eq!(w.counts(), Counts::default());
+    }
+
+    #[test]
+    fn a_success_into_a_full_healthy_window_writes_nothing() {
+        let w = CountWindow::new(3);
+        for _ in 0..3 {
+            w.record(false, false);
+        }
+        let pos = w.pos.load(Relaxed);
+        assert_eq!(w.record(false, false), None);
+        assert_eq!(w.pos.load(Relaxed), pos, "not written");
+        // A failure still leaves after exactly 3 more outcomes.
+        w.record(true, false);
+        w.record(false, false);
+        w.record(false, false);
+        assert_eq!(w.counts().failures, 1);
+        w.record(false, false);
+        assert_eq!(w.counts().failures, 0);
+        assert_eq!(w.counts().calls, 3);
     }
 
     #[test]
