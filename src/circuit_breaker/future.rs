@@ -20,11 +20,19 @@ pin_project! {
     /// its permit gives back any half-open probe slot.
     pub struct ResponseFuture<F, C> {
         #[pin]
-        inner: Option<F>,
-        permit: Option<Permit>,
-        rejected: Option<CircuitOpen>,
+        kind: Kind<F>,
         classifier: C,
         clock: TokioClock,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        // The inner call, and its permit until the outcome is recorded.
+        Admitted { #[pin] fut: F, permit: Permit },
+        // Rejected; `None` once returned.
+        Rejected { err: Option<CircuitOpen> },
     }
 }
 
@@ -32,19 +40,16 @@ impl<F, C> ResponseFuture<F, C> {
     #[inline]
     pub(super) fn admitted(inner: F, permit: Permit, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
-            inner: Some(inner),
-            permit: Some(permit),
-            rejected: None,
+            kind: Kind::Admitted { fut: inner, permit },
             classifier,
             clock,
         }
     }
 
+    #[inline]
     pub(super) fn rejected(err: CircuitOpen, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
-            inner: None,
-            permit: None,
-            rejected: Some(err),
+            kind: Kind::Rejected { err: Some(err) },
             classifier,
             clock,
         }
@@ -53,10 +58,12 @@ impl<F, C> ResponseFuture<F, C> {
 
 impl<F, C> fmt::Debug for ResponseFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("permit", &self.permit)
-            .field("rejected", &self.rejected)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ResponseFuture");
+        match &self.kind {
+            Kind::Admitted { permit, .. } => d.field("permit", permit),
+            Kind::Rejected { err } => d.field("rejected", err),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -71,21 +78,26 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(Err(match this.rejected.take() {
-                Some(e) => Box::new(e),
-                None => "circuit breaker future polled after completion".into(),
-            }));
+        let (fut, permit) = match this.kind.project() {
+            KindProj::Admitted { fut, permit } => (fut, permit),
+            KindProj::Rejected { err } => {
+                return Poll::Ready(Err(match err.take() {
+                    Some(e) => Box::new(e),
+                    None => "circuit breaker future polled after completion".into(),
+                }));
+            }
         };
-        let result = ready!(inner.poll(cx));
-        if let Some(permit) = this.permit.take() {
+        let result = ready!(fut.poll(cx));
+        // Classified once, and only while the permit is unreported (a second poll
+        // after completion records nothing).
+        if permit.is_unreported() {
             let outcome = match this.classifier.classify(&result) {
                 Outcome::Success => breaker::Outcome::Success,
                 Outcome::Failure => breaker::Outcome::Failure,
                 Outcome::Ignored => breaker::Outcome::Ignored,
             };
             let clock = *this.clock;
-            permit.record(outcome, || clock.now());
+            permit.record_once(outcome, || clock.now());
         }
         Poll::Ready(result.map_err(Into::into))
     }

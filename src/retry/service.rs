@@ -99,7 +99,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let config = &self.shared.config;
-        // One clock read, and only when the budget or the deadline needs it.
+        // A clock read only when the deadline needs one.
         let start = if config.needs_clock {
             config.clock.now()
         } else {
@@ -107,7 +107,13 @@ where
         };
         let budget = match &self.shared.budget {
             Some(b) => {
-                b.deposit(start);
+                if config.needs_clock {
+                    b.deposit(start);
+                } else {
+                    // At the budget's cached epoch: no clock read (but one in 64).
+                    let clock = config.clock;
+                    b.deposit_cached(|| clock.now());
+                }
                 Some(b.clone())
             }
             None => None,
