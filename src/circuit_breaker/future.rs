@@ -3,7 +3,7 @@
 use super::error::CircuitOpen;
 use crate::classify::{Classify, Outcome};
 use crate::clock::{Clock, TokioClock};
-use crate::error::BoxError;
+use crate::error::{BoxError, RejectionKind};
 use buttress_core::breaker::{self, Permit};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -71,7 +71,7 @@ impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    C: Classify<T, E>,
+    C: Classify<T, BoxError>,
 {
     type Output = Result<T, BoxError>;
 
@@ -87,18 +87,31 @@ where
                 }));
             }
         };
-        let result = ready!(fut.poll(cx));
+        let result = ready!(fut.poll(cx)).map_err(Into::into);
         // Classified once, and only while the permit is unreported (a second poll
         // after completion records nothing).
         if permit.is_unreported() {
-            let outcome = match this.classifier.classify(&result) {
-                Outcome::Success => breaker::Outcome::Success,
-                Outcome::Failure => breaker::Outcome::Failure,
-                Outcome::Ignored => breaker::Outcome::Ignored,
+            let outcome = match &result {
+                // A layer inside the breaker refused the call itself: a local decision
+                // that says nothing about the backend, so it is not counted.
+                Err(e) if is_local_refusal(&**e) => breaker::Outcome::Ignored,
+                _ => match this.classifier.classify(&result) {
+                    Outcome::Success => breaker::Outcome::Success,
+                    Outcome::Failure => breaker::Outcome::Failure,
+                    Outcome::Ignored => breaker::Outcome::Ignored,
+                },
             };
             let clock = *this.clock;
             permit.record_once(outcome, || clock.now());
         }
-        Poll::Ready(result.map_err(Into::into))
+        Poll::Ready(result)
     }
+}
+
+/// Whether `err` is a buttress rejection made inside the breaker without the backend
+/// being asked: a rate limiter's, a bulkhead's, an inner breaker's or a retry budget's.
+/// A timeout (`Elapsed`) is not: the backend was asked and did not answer in time.
+#[cold]
+fn is_local_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    crate::error::rejection(err).is_some_and(|r| r.kind() != RejectionKind::Elapsed)
 }
