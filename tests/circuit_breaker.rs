@@ -697,3 +697,41 @@ fn bad_config_is_refused_with_the_field_named() {
         .unwrap_err();
     assert_eq!(e.field(), "permitted_calls_in_half_open");
 }
+
+/// Refusals by buttress layers inside the breaker are not the backend's failures; a
+/// timeout is.
+#[tokio::test(start_paused = true)]
+async fn inner_buttress_refusals_are_ignored_but_timeouts_count() {
+    use buttress::bulkhead::error::BulkheadFull;
+    use buttress::timeout::error::Elapsed;
+
+    let layer = CircuitBreakerLayer::builder()
+        .count_window(4)
+        .minimum_calls(2)
+        .failure_rate_threshold(50.0)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let full =
+        tower::service_fn(|_: u32| async { Err::<u32, BoxError>(BulkheadFull::new().into()) });
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(full);
+    for _ in 0..5 {
+        let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+        assert!(err.is::<BulkheadFull>());
+    }
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(handle.metrics().calls, 0, "refusals are not outcomes");
+
+    let slow = tower::service_fn(|_: u32| async { Err::<u32, BoxError>(Elapsed::new().into()) });
+    let mut svc = tower::ServiceBuilder::new().layer(layer).service(slow);
+    for _ in 0..2 {
+        let _ = svc.ready().await.unwrap().call(1).await;
+    }
+    assert_eq!(
+        handle.state(),
+        State::Open,
+        "timeouts are the backend's failures"
+    );
+}

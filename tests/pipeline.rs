@@ -6,6 +6,7 @@ use buttress::bulkhead::BulkheadLayer;
 use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::{BoxError, RejectionKind, rejection};
 use buttress::fallback::FallbackLayer;
+use buttress::rate_limit::RateLimitLayer;
 use buttress::retry::{Backoff, RetryLayer};
 use buttress::timeout::TimeoutLayer;
 use std::sync::{Arc, Mutex};
@@ -184,4 +185,28 @@ async fn the_fallback_answers_for_everything_inside_it() {
     let start = Instant::now();
     assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 99);
     assert_eq!(start.elapsed(), Duration::from_millis(300));
+}
+#[tokio::test(start_paused = true)]
+async fn rate_limit_rejections_do_not_trip_the_breaker() {
+    let breaker = CircuitBreakerLayer::builder()
+        .count_window(4)
+        .minimum_calls(2)
+        .failure_rate_threshold(50.0)
+        .build()
+        .unwrap();
+    let handle = breaker.handle();
+    let ok = service_fn(|x: u32| async move { Ok::<_, BoxError>(x) });
+    let mut svc = Resilience::new("limited")
+        .rate_limit(RateLimitLayer::new(1, Duration::from_secs(1), 1).unwrap())
+        .circuit_breaker(breaker)
+        .service(ok);
+
+    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 1);
+    for _ in 0..5 {
+        let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
+        assert_eq!(kind(&err), Some(RejectionKind::RateLimited));
+    }
+    // The limiter's own refusals say nothing about the backend.
+    assert_eq!(handle.state().as_str(), "closed");
+    assert_eq!(handle.metrics().failures, 0);
 }

@@ -3,7 +3,7 @@
 use super::error::CircuitOpen;
 use crate::classify::{Classify, Outcome};
 use crate::clock::{Clock, TokioClock};
-use crate::error::BoxError;
+use crate::error::{BoxError, RejectionKind};
 use buttress_core::breaker::{self, Permit};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -20,11 +20,19 @@ pin_project! {
     /// its permit gives back any half-open probe slot.
     pub struct ResponseFuture<F, C> {
         #[pin]
-        inner: Option<F>,
-        permit: Option<Permit>,
-        rejected: Option<CircuitOpen>,
+        kind: Kind<F>,
         classifier: C,
         clock: TokioClock,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        // The inner call, and its permit until the outcome is recorded.
+        Admitted { #[pin] fut: F, permit: Permit },
+        // Rejected; `None` once returned.
+        Rejected { err: Option<CircuitOpen> },
     }
 }
 
@@ -32,19 +40,16 @@ impl<F, C> ResponseFuture<F, C> {
     #[inline]
     pub(super) fn admitted(inner: F, permit: Permit, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
-            inner: Some(inner),
-            permit: Some(permit),
-            rejected: None,
+            kind: Kind::Admitted { fut: inner, permit },
             classifier,
             clock,
         }
     }
 
+    #[inline]
     pub(super) fn rejected(err: CircuitOpen, classifier: C, clock: TokioClock) -> Self {
         ResponseFuture {
-            inner: None,
-            permit: None,
-            rejected: Some(err),
+            kind: Kind::Rejected { err: Some(err) },
             classifier,
             clock,
         }
@@ -53,10 +58,12 @@ impl<F, C> ResponseFuture<F, C> {
 
 impl<F, C> fmt::Debug for ResponseFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture")
-            .field("permit", &self.permit)
-            .field("rejected", &self.rejected)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ResponseFuture");
+        match &self.kind {
+            Kind::Admitted { permit, .. } => d.field("permit", permit),
+            Kind::Rejected { err } => d.field("rejected", err),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -64,29 +71,47 @@ impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
-    C: Classify<T, E>,
+    C: Classify<T, BoxError>,
 {
     type Output = Result<T, BoxError>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(Err(match this.rejected.take() {
-                Some(e) => Box::new(e),
-                None => "circuit breaker future polled after completion".into(),
-            }));
+        let (fut, permit) = match this.kind.project() {
+            KindProj::Admitted { fut, permit } => (fut, permit),
+            KindProj::Rejected { err } => {
+                return Poll::Ready(Err(match err.take() {
+                    Some(e) => Box::new(e),
+                    None => "circuit breaker future polled after completion".into(),
+                }));
+            }
         };
-        let result = ready!(inner.poll(cx));
-        if let Some(permit) = this.permit.take() {
-            let outcome = match this.classifier.classify(&result) {
-                Outcome::Success => breaker::Outcome::Success,
-                Outcome::Failure => breaker::Outcome::Failure,
-                Outcome::Ignored => breaker::Outcome::Ignored,
+        let result = ready!(fut.poll(cx)).map_err(Into::into);
+        // Classified once, and only while the permit is unreported (a second poll
+        // after completion records nothing).
+        if permit.is_unreported() {
+            let outcome = match &result {
+                // A layer inside the breaker refused the call itself: a local decision
+                // that says nothing about the backend, so it is not counted.
+                Err(e) if is_local_refusal(&**e) => breaker::Outcome::Ignored,
+                _ => match this.classifier.classify(&result) {
+                    Outcome::Success => breaker::Outcome::Success,
+                    Outcome::Failure => breaker::Outcome::Failure,
+                    Outcome::Ignored => breaker::Outcome::Ignored,
+                },
             };
             let clock = *this.clock;
-            permit.record(outcome, || clock.now());
+            permit.record_once(outcome, || clock.now());
         }
-        Poll::Ready(result.map_err(Into::into))
+        Poll::Ready(result)
     }
+}
+
+/// Whether `err` is a buttress rejection made inside the breaker without the backend
+/// being asked: a rate limiter's, a bulkhead's, an inner breaker's or a retry budget's.
+/// A timeout (`Elapsed`) is not: the backend was asked and did not answer in time.
+#[cold]
+fn is_local_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    crate::error::rejection(err).is_some_and(|r| r.kind() != RejectionKind::Elapsed)
 }

@@ -51,7 +51,14 @@ impl CircuitBreakerLayer {
 
 impl<C> CircuitBreakerLayer<C> {
     /// Classifies outcomes with `classifier` instead (a [`Classify`] policy, or any
-    /// `Fn(&Result<T, E>) -> Outcome`). The breaker's state stays shared.
+    /// `Fn(&Result<T, BoxError>) -> Outcome`: the breaker boxes the inner error before
+    /// classifying it). The breaker's state stays shared.
+    ///
+    /// Whatever the classifier, a buttress rejection from a layer inside the breaker (a
+    /// rate limiter's `RateLimited`, a bulkhead's `BulkheadFull`, an inner breaker's
+    /// `CircuitOpen`, a retry budget's `BudgetExhausted`) is ignored: the backend was
+    /// not asked, so it says nothing about the backend. A timeout's `Elapsed` is
+    /// classified like any error (a failure by default).
     ///
     /// [`Classify`]: crate::classify::Classify
     pub fn with_classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {

@@ -5,7 +5,7 @@ use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::error::BoxError;
-use buttress_core::breaker::Breaker;
+use buttress_core::breaker::{Breaker, Peek, Rejected};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,7 +19,15 @@ enum Readiness {
     Unknown,
     /// The inner service is ready. `seen`: the time read to decide, if one was read.
     Inner { seen: Option<Nanos> },
-    /// The breaker is rejecting; the inner service was not polled.
+    /// The breaker rejects, with nothing to change: `call` confirms the verdict with
+    /// one load (or asks `acquire` if the breaker has moved on). The inner service was
+    /// not polled.
+    Rejected {
+        peeked: Rejected,
+        seen: Option<Nanos>,
+    },
+    /// The breaker rejects after a transition that `call` makes through `acquire`.
+    /// The inner service was not polled.
     Rejecting { seen: Option<Nanos> },
 }
 
@@ -86,7 +94,7 @@ impl<S, C, Req> Service<Req> for CircuitBreaker<S, C>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    C: crate::classify::Classify<S::Response, S::Error> + Clone,
+    C: crate::classify::Classify<S::Response, BoxError> + Clone,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -96,16 +104,20 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let clock = self.clock;
         let mut seen = None;
-        // Reads the clock only when the state needs it (open, or every probe slot taken).
-        let rejecting = self.breaker.would_reject(|| {
+        // One load of the state word; the clock only when the state needs it (open,
+        // or every probe slot taken).
+        let peek = self.breaker.peek(|| {
             let t = clock.now();
             seen = Some(t);
             t
         });
-        if rejecting {
+        if peek != Peek::Admit {
             // Ready without touching the inner service: the call fails in its future,
             // so a hung backend cannot block callers, and nothing is held.
-            self.readiness = Readiness::Rejecting { seen };
+            self.readiness = match peek {
+                Peek::Reject(peeked) => Readiness::Rejected { peeked, seen },
+                _ => Readiness::Rejecting { seen },
+            };
             return Poll::Ready(Ok(()));
         }
         match self.inner.poll_ready(cx) {
@@ -128,6 +140,17 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
             Readiness::Inner { seen } => (true, seen),
+            Readiness::Rejected { peeked, seen } => match self.breaker.reject_peeked(peeked) {
+                // Still the generation poll_ready saw: its verdict stands.
+                Some(rejected) => {
+                    return ResponseFuture::rejected(
+                        CircuitOpen::new(rejected.retry_after()),
+                        self.classifier.clone(),
+                        self.clock,
+                    );
+                }
+                None => (false, seen),
+            },
             Readiness::Rejecting { seen } => (false, seen),
             // Called without poll_ready: the inner service enforces its own contract.
             Readiness::Unknown => (true, None),

@@ -187,6 +187,27 @@ impl<T> Classify<tonic::Response<T>, Status> for GrpcClassifier {
     }
 }
 
+/// For layers that see boxed errors (the circuit breaker classifies after boxing): the
+/// first [`Status`] in the error's chain decides; an error without one is a failure.
+impl<T> Classify<tonic::Response<T>, crate::error::BoxError> for GrpcClassifier {
+    #[inline]
+    fn classify(&self, result: &Result<tonic::Response<T>, crate::error::BoxError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(e) => {
+                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&**e);
+                while let Some(err) = cur {
+                    if let Some(status) = err.downcast_ref::<Status>() {
+                        return self.classify_code(status.code());
+                    }
+                    cur = err.source();
+                }
+                Outcome::Failure
+            }
+        }
+    }
+}
+
 impl<B, E> Classify<http::Response<B>, E> for GrpcClassifier {
     #[inline]
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {

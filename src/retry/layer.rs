@@ -26,7 +26,8 @@ pub(crate) struct Config {
     /// deadline.
     pub(crate) min_attempt_time: Nanos,
     pub(crate) clock: TokioClock,
-    /// Whether a call must read the clock (for the budget or the deadline).
+    /// Whether a call must read the clock (for the deadline; the budget's deposit
+    /// does not need one).
     pub(crate) needs_clock: bool,
 }
 
@@ -330,7 +331,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             deadline: self.deadline.map(Nanos::from_duration),
             min_attempt_time: Nanos::from_duration(self.min_attempt_time),
             clock: TokioClock::new(),
-            needs_clock: budget.is_some() || self.deadline.is_some(),
+            needs_clock: self.deadline.is_some(),
         };
         Ok(RetryLayer {
             shared: Arc::new(Shared {

@@ -34,9 +34,10 @@
 //!
 //! # Cost
 //!
-//! A first attempt that succeeds reads no clock without a budget or deadline (one read
-//! with them, plus one atomic add for the budget's deposit), creates no timer and
-//! allocates nothing: the timer lives only in the future's waiting state.
+//! A first attempt that succeeds reads no clock unless a deadline is set (the budget's
+//! deposit is one atomic add at the budget's cached epoch, with a clock read in 64
+//! calls to move that epoch on), creates no timer and allocates nothing: the timer
+//! lives only in the future's waiting state.
 //!
 //! # Example
 //!

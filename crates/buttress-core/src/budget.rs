@@ -28,6 +28,16 @@
 //!
 //! - A deposit is one load and one `fetch_add` on the current slot (a compare-and-swap
 //!   only when the slot must be restarted for a new epoch).
+//! - A deposit need not read the clock: [`deposit_cached`](RetryBudget::deposit_cached)
+//!   deposits at the budget's *cached epoch*, the latest epoch any clock read given to
+//!   the budget has shown (every withdrawal gives one), and reads the clock itself only
+//!   on every [`REFRESH_EVERY`]th deposit into a slot, to move the cached epoch on when
+//!   nothing else does. A cached epoch is never ahead of the clock, and a deposit only
+//!   ever adds to a slot stamped with the epoch it holds or with a later (still past)
+//!   one, or restarts a slot stamped earlier: so a deposit is counted in an epoch no
+//!   later than the one it was really made in. A stale cached epoch can only make
+//!   requests age out early (under-credit them, which refuses retries sooner), never
+//!   make them count for longer: the bound below still holds.
 //! - A withdrawal is decided by one compare-and-swap loop on a single word, the number of
 //!   withdrawals still counted (`outstanding`), against the allowance computed from the
 //!   deposits: every grant is serialised through that one word, so the budget is never
@@ -138,7 +148,23 @@ pub struct RetryBudget {
     /// Withdrawals granted and not yet aged out or refunded. Every grant is a
     /// compare-and-swap on this one word.
     outstanding: AtomicU64,
+    /// The cached epoch: the latest epoch (full `now / slot_width`) of any time given to
+    /// the budget. Read by every cached deposit, written only when it moves forward, so
+    /// it is read-mostly; on a cache line of its own, away from `outstanding` (written
+    /// by withdrawals) and from the `Arc` counts of a budget behind an `Arc`.
+    cached_epoch: CacheLine<AtomicU64>,
 }
+
+/// Keeps a value on cache lines of its own (128 bytes: adjacent 64-byte lines are
+/// prefetched together).
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+/// A cached deposit reads the clock when the slot it adds to reaches a multiple of
+/// this many requests (then the cached epoch moves on if time has): about one clock
+/// read per 64 requests, and at most `REFRESH_EVERY - 1` requests in a row deposited at
+/// a stale epoch.
+pub const REFRESH_EVERY: u32 = 64;
 
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -237,6 +263,7 @@ impl RetryBudgetBuilder {
             deposits: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             withdrawals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             outstanding: AtomicU64::new(0),
+            cached_epoch: CacheLine(AtomicU64::new(0)),
         })
     }
 }
@@ -246,7 +273,9 @@ impl RetryBudgetBuilder {
 // of one atomic are totally ordered (its modification order) whatever the ordering, so
 // two grants can never both see the same `outstanding` value. The deposit counts read
 // for the allowance may be a moment stale; that only means the allowance reflects the
-// requests seen a moment ago. Relaxed therefore suffices everywhere.
+// requests seen a moment ago. The cached epoch is a hint, not a lock: a stale read of it
+// only credits a deposit to an earlier epoch (see the module docs), and it only moves
+// forward (`fetch_max`). Relaxed therefore suffices everywhere.
 const RELAXED: Ordering = Ordering::Relaxed;
 
 impl RetryBudget {
@@ -277,29 +306,74 @@ impl RetryBudget {
         self.deposits.len() as u64
     }
 
-    /// Records one request made at `now`.
+    /// Records one request made at `now` (and moves the cached epoch on to `now`'s).
     #[inline]
     pub fn deposit(&self, now: Nanos) {
         let e = self.epoch(now);
+        self.observe(e);
+        self.deposit_at(e);
+    }
+
+    /// Records one request made now, at the cached epoch, without a clock read: `now`
+    /// is called only on every [`REFRESH_EVERY`]th deposit into a slot, to move the
+    /// cached epoch on. A stale cached epoch under-credits requests (they age out
+    /// early), never over-credits them: see the [module docs](self).
+    #[inline]
+    pub fn deposit_cached(&self, now: impl FnOnce() -> Nanos) {
+        let e = self.cached_epoch.0.load(RELAXED);
+        if self.deposit_at(e) % REFRESH_EVERY == 0 {
+            self.refresh(now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh(&self, now: impl FnOnce() -> Nanos) {
+        self.observe(self.epoch(now()));
+    }
+
+    /// Moves the cached epoch forward to `e` if it is behind. A load first, so that a
+    /// clock read that shows nothing new does not write the shared line.
+    #[inline]
+    fn observe(&self, e: u64) {
+        if self.cached_epoch.0.load(RELAXED) < e {
+            self.cached_epoch.0.fetch_max(e, RELAXED);
+        }
+    }
+
+    /// Adds one request to the slot of epoch `e`; returns the slot's count after it.
+    ///
+    /// Stamps only move forward: a slot is restarted only for an epoch later than the
+    /// one it holds. If the slot holds `e` or a later epoch the request is added to
+    /// whatever it holds when the add lands; every stamp came from a clock read made
+    /// before that add, so the request is counted in an epoch no later than its own.
+    #[inline]
+    fn deposit_at(&self, e: u64) -> u32 {
         let slot = &self.deposits[(e % self.slots()) as usize];
         let e32 = e as u32;
         let cur = slot.load(RELAXED);
         if epoch_of(cur) == e32 && u64::from(count_of(cur)) < FAST_ADD_LIMIT {
             // The slot already counts this epoch: one add. (Should the slot be
-            // restarted for an epoch a whole ttl later between the load and this add,
-            // the request counts in that later slot: it ages out later, no harm.)
-            slot.fetch_add(1, RELAXED);
-            return;
+            // restarted for a later epoch between the load and this add, the request
+            // counts in that epoch, no later than now: see above.)
+            return count_of(slot.fetch_add(1, RELAXED)).wrapping_add(1);
         }
-        let _ = slot.fetch_update(RELAXED, RELAXED, |w| {
+        let prev = slot.fetch_update(RELAXED, RELAXED, |w| {
             Some(if age(e32, w) <= 0 {
-                // Ours, or newer than our clock read: add to it.
+                // Ours, or newer than our epoch: add to it.
                 pack(epoch_of(w), count_of(w).saturating_add(1))
             } else {
                 // Stale: restart it for our epoch.
                 pack(e32, 1)
             })
         });
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        let prev = prev.unwrap_or_else(|w| w);
+        if age(e32, prev) <= 0 {
+            count_of(prev).saturating_add(1)
+        } else {
+            1
+        }
     }
 
     /// Requests counted in the window ending at `now`.
@@ -372,6 +446,7 @@ impl RetryBudget {
     pub fn try_withdraw(&self, now: Nanos) -> Option<Withdrawal> {
         let e = self.epoch(now);
         let e32 = e as u32;
+        self.observe(e);
         self.expire(e32);
         let allowance = self.allowance(now);
         // The grant: one compare-and-swap loop on `outstanding`.
@@ -537,5 +612,33 @@ mod tests {
         assert!(b.try_withdraw(Nanos::from_secs(2)).is_none());
         assert!(b.try_withdraw(Nanos::from_secs(3)).is_some());
         assert!(b.try_withdraw(Nanos::from_secs(3)).is_none());
+    }
+
+    #[test]
+    fn cached_deposits_read_the_clock_once_in_64_and_never_over_credit() {
+        let b = budget(1.0, 0);
+        let reads = std::cell::Cell::new(0);
+        // The cached epoch is 0 (the clock's origin) until a time is given.
+        let at = |t: Nanos| {
+            reads.set(reads.get() + 1);
+            t
+        };
+        for _ in 0..200 {
+            b.deposit_cached(|| at(Nanos::from_secs(5)));
+        }
+        assert_eq!(reads.get(), 200 / REFRESH_EVERY as usize);
+        // The first 64 went to epoch 0, the rest to epoch 5 after the refresh.
+        assert_eq!(b.deposited(Nanos::from_secs(9)), 200);
+        assert_eq!(
+            b.deposited(Nanos::from_secs(10)),
+            200 - 64,
+            "epoch 0 aged out"
+        );
+        // A withdrawal at 20 s moves the cached epoch on: nothing is credited to the
+        // stale epoch 5 after it.
+        assert!(b.try_withdraw(Nanos::from_secs(20)).is_none());
+        b.deposit_cached(|| unreachable!("not the 64th"));
+        assert_eq!(b.deposited(Nanos::from_secs(20)), 1);
+        assert_eq!(b.deposited(Nanos::from_secs(30)), 0);
     }
 }

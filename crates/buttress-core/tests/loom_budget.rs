@@ -2,7 +2,7 @@
 #![cfg(loom)]
 
 use buttress_core::Nanos;
-use buttress_core::budget::RetryBudget;
+use buttress_core::budget::{REFRESH_EVERY, RetryBudget};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -126,5 +126,51 @@ fn withdrawals_across_a_slot_boundary_never_overdraw() {
             b.available(later) as usize,
             2 - granted.load(Ordering::Relaxed)
         );
+    });
+}
+
+#[test]
+fn cached_deposits_racing_a_refresh_and_a_withdrawal() {
+    loom::model(|| {
+        // Two slots of one second, one retry per request, no floor.
+        let b = Arc::new(
+            RetryBudget::builder()
+                .retry_ratio(1.0)
+                .min_retries_per_sec(0)
+                .ttl(Duration::from_secs(2))
+                .slots(2)
+                .build()
+                .unwrap(),
+        );
+        // The cached epoch is 0; the next cached deposit into slot 0 is its 64th and
+        // reads the clock (1 s), moving the cached epoch to 1.
+        for _ in 0..REFRESH_EVERY - 1 {
+            b.deposit_cached(|| panic!("no clock read before the 64th deposit"));
+        }
+        let refresher = {
+            let b = b.clone();
+            thread::spawn(move || b.deposit_cached(|| Nanos::from_secs(1)))
+        };
+        // A withdrawal at 2 s moves the cached epoch to 2.
+        let withdrawer = {
+            let b = b.clone();
+            thread::spawn(move || b.try_withdraw(Nanos::from_secs(2)).is_some())
+        };
+        // A deposit at whatever epoch is cached when it lands: 0, 1 or 2.
+        b.deposit_cached(|| Nanos::from_secs(2));
+        refresher.join().unwrap();
+        let granted = withdrawer.join().unwrap();
+        // No deposit counted twice or in an epoch after 2 (the latest clock read).
+        // (Slot 0 restarted for epoch 2 drops epoch 0's deposits, out of the window.)
+        let early = b.deposited(Nanos::from_secs(1)); // epochs 0 and 1
+        let late = b.deposited(Nanos::from_secs(3)); // epochs 2 and 3
+        assert!(early + late <= u64::from(REFRESH_EVERY) + 1);
+        assert_eq!(b.deposited(Nanos::from_secs(4)), 0); // epochs 3 and 4
+        // Seen from 2 s only the two racing deposits can count (at epoch 1 or 2): a
+        // retry is granted only against one of them, and the books are exact.
+        let now = Nanos::from_secs(2);
+        assert!(b.deposited(now) <= 2);
+        assert!(!granted || b.deposited(now) >= 1);
+        assert_eq!(b.available(now), b.deposited(now) - u64::from(granted));
     });
 }

@@ -2,7 +2,7 @@
 //! contention.
 
 use buttress_core::Nanos;
-use buttress_core::budget::RetryBudget;
+use buttress_core::budget::{REFRESH_EVERY, RetryBudget};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -10,6 +10,8 @@ use std::time::Duration;
 enum Op {
     Advance(u64),
     Deposit,
+    /// A deposit at the cached epoch (no clock read unless it refreshes it).
+    DepositCached,
     Withdraw,
     RefundLast,
 }
@@ -18,7 +20,8 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
         prop_oneof![
             2 => (0u64..2_500).prop_map(Op::Advance),
-            5 => Just(Op::Deposit),
+            2 => Just(Op::Deposit),
+            6 => Just(Op::DepositCached),
             4 => Just(Op::Withdraw),
             1 => Just(Op::RefundLast),
         ],
@@ -35,6 +38,8 @@ struct Model {
     reserve: u128,
     deposits: Vec<u64>,
     withdrawals: Vec<u64>,
+    /// The latest epoch of any time the budget was given.
+    cached: u64,
 }
 
 impl Model {
@@ -49,6 +54,20 @@ impl Model {
             .filter(|&&at| self.in_window(at, now_ms))
             .count() as u128;
         ((self.reserve * 1_000_000 + self.ratio_ppm * d) / 1_000_000) as u64
+    }
+    /// A deposit at epoch `e`: counted in the latest epoch its slot holds if that is
+    /// later than `e` (a slot is only restarted for a later epoch). Returns the epoch
+    /// credited and how many deposits it now holds.
+    fn credit(&mut self, e: u64) -> (u64, usize) {
+        let at = self
+            .deposits
+            .iter()
+            .copied()
+            .filter(|&a| a % self.slots == e % self.slots && a > e)
+            .max()
+            .unwrap_or(e);
+        self.deposits.push(at);
+        (at, self.deposits.iter().filter(|&&a| a == at).count())
     }
     fn used(&self, now_ms: u64) -> u64 {
         self.withdrawals
@@ -84,6 +103,7 @@ proptest! {
             reserve: u128::from(floor) * ttl.as_millis() / 1000,
             deposits: vec![],
             withdrawals: vec![],
+            cached: 0,
         };
         prop_assert_eq!(budget.reserve() as u128, model.reserve);
         let mut now_ms = 0u64;
@@ -95,9 +115,26 @@ proptest! {
                 Op::Advance(ms) => now_ms += ms,
                 Op::Deposit => {
                     budget.deposit(now);
-                    model.deposits.push(epoch);
+                    model.cached = model.cached.max(epoch);
+                    model.credit(epoch);
+                }
+                Op::DepositCached => {
+                    let mut read = false;
+                    budget.deposit_cached(|| {
+                        read = true;
+                        now
+                    });
+                    let (at, count) = model.credit(model.cached);
+                    // Never credited to an epoch later than the request's own.
+                    prop_assert!(at <= epoch);
+                    let refresh = count % REFRESH_EVERY as usize == 0;
+                    prop_assert_eq!(read, refresh, "the clock is read on every 64th deposit only");
+                    if refresh {
+                        model.cached = model.cached.max(epoch);
+                    }
                 }
                 Op::Withdraw => {
+                    model.cached = model.cached.max(epoch);
                     let expect = model.used(now_ms) < model.allowance(now_ms);
                     let got = budget.try_withdraw(now);
                     prop_assert_eq!(got.is_some(), expect);
@@ -150,7 +187,11 @@ proptest! {
                         let mut got = 0u64;
                         for i in 0..deposits_per_thread.max(withdrawals_per_thread) {
                             if i < deposits_per_thread {
-                                b.deposit(now);
+                                if i % 2 == 0 {
+                                    b.deposit(now);
+                                } else {
+                                    b.deposit_cached(|| now);
+                                }
                             }
                             if i < withdrawals_per_thread && b.try_withdraw(now).is_some() {
                                 got += 1;

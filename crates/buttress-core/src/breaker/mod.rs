@@ -109,6 +109,21 @@ pub type Listener = Arc<dyn Fn(&Transition<'_>) + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
     retry_after: Option<Nanos>,
+    /// The generation of the state word the rejection was decided on.
+    generation: u32,
+}
+
+/// What a call made now would meet, as [`Breaker::peek`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Admitted (perhaps through a transition that [`Breaker::acquire`] makes).
+    Admit,
+    /// Rejected, with nothing to change: [`Breaker::reject_peeked`] confirms it
+    /// without reading the clock again.
+    Reject(Rejected),
+    /// Rejected, but only after a transition that [`Breaker::acquire`] makes (the
+    /// half-open probes are overdue and the breaker re-opens).
+    RejectAfterTransition,
 }
 
 impl Rejected {
@@ -299,7 +314,9 @@ impl Breaker {
         loop {
             let next = match self.decide_acquire(cur, &mut now) {
                 Step::Admit => return Ok(self.permit(cur.generation(), started_at, false)),
-                Step::Reject(retry_after) => return Err(self.reject(retry_after)),
+                Step::Reject(retry_after) => {
+                    return Err(self.reject(retry_after, cur.generation()));
+                }
                 Step::Move { next, .. } => next,
             };
             // AcqRel: success publishes the new state (Release) after having read the
@@ -316,7 +333,10 @@ impl Breaker {
                     }
                     return match next.state() {
                         State::HalfOpen => Ok(self.permit(next.generation(), started_at, true)),
-                        _ => Err(self.reject(self.deadline_of(next).map(|d| d - now.get()))),
+                        _ => Err(self.reject(
+                            self.deadline_of(next).map(|d| d - now.get()),
+                            next.generation(),
+                        )),
                     };
                 }
                 Err(actual) => cur = Word(actual),
@@ -366,16 +386,42 @@ impl Breaker {
         }
     }
 
-    /// Whether a call made now would be rejected, without changing anything: what the
-    /// layer's `poll_ready` asks before deciding not to poll the inner service.
+    /// What a call made now would meet, without changing anything: what the layer's
+    /// `poll_ready` asks before deciding whether to poll the inner service. One load
+    /// of the state word (plus the deadline word and `now` when open or half-open
+    /// with every probe slot taken).
     #[inline]
-    pub fn would_reject<F: FnOnce() -> Nanos>(&self, now: F) -> bool {
+    pub fn peek<F: FnOnce() -> Nanos>(&self, now: F) -> Peek {
         let mut now = LazyNow::new(now);
         let cur = self.load();
         match self.decide_acquire(cur, &mut now) {
-            Step::Admit => false,
-            Step::Reject(_) => true,
-            Step::Move { admit, .. } => !admit,
+            Step::Admit => Peek::Admit,
+            Step::Reject(retry_after) => Peek::Reject(Rejected {
+                retry_after,
+                generation: cur.generation(),
+            }),
+            Step::Move { admit: true, .. } => Peek::Admit,
+            Step::Move { admit: false, .. } => Peek::RejectAfterTransition,
+        }
+    }
+
+    /// Whether a call made now would be rejected, without changing anything.
+    #[inline]
+    pub fn would_reject<F: FnOnce() -> Nanos>(&self, now: F) -> bool {
+        self.peek(now) != Peek::Admit
+    }
+
+    /// Rejects a call that [`peek`](Self::peek) found rejected, if the breaker is
+    /// still in the generation `peek` saw (then nothing can have changed the verdict
+    /// but time, and the verdict stands as of the peek): counted like a rejection by
+    /// [`acquire`](Self::acquire). `None` if the breaker has moved on since: ask
+    /// `acquire`.
+    #[inline]
+    pub fn reject_peeked(&self, peeked: Rejected) -> Option<Rejected> {
+        if self.load().generation() == peeked.generation {
+            Some(self.reject(peeked.retry_after, peeked.generation))
+        } else {
+            None
         }
     }
 
@@ -390,11 +436,14 @@ impl Breaker {
         }
     }
 
-    #[cold]
-    fn reject(&self, retry_after: Option<Nanos>) -> Rejected {
+    #[inline]
+    fn reject(&self, retry_after: Option<Nanos>, generation: u32) -> Rejected {
         // Relaxed: a statistic, read only for metrics.
         self.not_permitted.fetch_add(1, Ordering::Relaxed);
-        Rejected { retry_after }
+        Rejected {
+            retry_after,
+            generation,
+        }
     }
 
     /// The deadline published for `w`'s generation, if it is published yet.
@@ -710,9 +759,23 @@ impl Permit {
     /// tracked, with a time window, or when the outcome causes a transition.
     #[inline]
     pub fn record(mut self, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+        self.record_once(outcome, now);
+    }
+
+    /// Reports the call's outcome, like [`record`](Self::record), through a
+    /// reference: for a permit kept in place (in a pinned future). Only the first
+    /// report counts; later ones, and the drop, do nothing.
+    #[inline]
+    pub fn record_once(&mut self, outcome: Outcome, now: impl FnOnce() -> Nanos) {
         if let Some(held) = self.held.take() {
             held.breaker.record(&held, outcome, now);
         }
+    }
+
+    /// Whether the outcome is still to be reported.
+    #[inline]
+    pub fn is_unreported(&self) -> bool {
+        self.held.is_some()
     }
 
     /// The generation the permit was issued in.
@@ -777,6 +840,22 @@ mod tests {
         assert!(waits.len() > 16, "seeds spread the waits: {waits:?}");
         let (_, r) = tripped(0.0, 7);
         assert_eq!(r.retry_after(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_peeked_rejection_stands_only_in_its_generation() {
+        let (b, _) = tripped(0.0, 1);
+        let Peek::Reject(r) = b.peek(|| Nanos::from_secs(4)) else {
+            panic!("open")
+        };
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(6)));
+        let before = b.metrics(Nanos::ZERO).not_permitted;
+        assert_eq!(b.reject_peeked(r), Some(r));
+        assert_eq!(b.metrics(Nanos::ZERO).not_permitted, before + 1);
+        b.reset(Nanos::from_secs(5));
+        assert_eq!(b.peek(|| unreachable!("closed: no clock")), Peek::Admit);
+        assert_eq!(b.reject_peeked(r), None, "moved on: ask acquire");
+        assert_eq!(b.metrics(Nanos::ZERO).not_permitted, before + 1);
     }
 
     #[test]

@@ -57,15 +57,20 @@ fn adjust(c: &AtomicU64, old: u64, new: u64) {
 ///
 /// Slot `i` lives in `ring[i / 32]` at bits `2 * (i % 32)` (failed) and
 /// `2 * (i % 32) + 1` (slow); `00` is a success (or a slot not written yet). `pos`
-/// counts the outcomes recorded since the window was last cleared: the next outcome
+/// counts the outcomes written since the window was last cleared: the next outcome
 /// goes to slot `pos % size`, replacing the oldest, and the window holds
 /// `min(pos, size)` outcomes. `failures` and `slow` are the popcounts of the ring's
-/// failed and slow bits, adjusted by exactly the bits each write changes.
+/// failed and slow bits, adjusted by exactly the bits each write changes. A success
+/// into a full window of successes is not written at all (it would change nothing),
+/// so a healthy breaker's calls only read these lines.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     size: u64,
+    /// `u64::MAX / size + 1` (wrapping): turns `idx % size` into two multiplications
+    /// for `idx < 2^32` (Lemire's fastmod), instead of a division on every outcome.
+    magic: u64,
     ring: Box<[AtomicU64]>,
-    /// Written on every outcome: on lines of their own.
+    /// Written on every outcome written: on lines of their own.
     pos: Padded<AtomicU64>,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -79,6 +84,7 @@ impl CountWindow {
         let words = (size as usize).div_ceil(32);
         CountWindow {
             size: size as u64,
+            magic: (u64::MAX / size.max(1) as u64).wrapping_add(1),
             pos: Padded(AtomicU64::new(0)),
             ring: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU64::new(0),
@@ -89,10 +95,20 @@ impl CountWindow {
     /// Records one outcome, replacing the oldest. Returns the counts after it, or `None`
     /// when the outcome cannot have raised a rate (a success into a full window), so the
     /// caller can skip the trip check.
-    #[inline]
+    // Always inlined: it is most of the closed breaker's per-call work, and a call
+    // would cost more than the body on the success path.
+    #[inline(always)]
     pub(crate) fn record(&self, failed: bool, slow: bool) -> Option<Counts> {
+        if !failed && !slow && self.all_successes() {
+            // A success into a full window of successes: whichever slot it replaced,
+            // the window is the same N successes after it, so nothing is written (no
+            // shared line is dirtied on the common path). The ring position only
+            // matters while some slot holds something else, and then this is not
+            // taken, so a failure still leaves exactly N outcomes after it entered.
+            return None;
+        }
         let idx = self.pos.fetch_add(1, Relaxed);
-        let slot = idx % self.size;
+        let slot = self.slot(idx);
         let word = &self.ring[(slot / 32) as usize];
         let shift = (slot % 32) * 2;
         let new = (failed as u64) | ((slow as u64) << 1);
@@ -119,6 +135,28 @@ impl CountWindow {
             failures: read(&self.failures),
             slow: read(&self.slow),
         })
+    }
+
+    /// Whether the window is full and holds successes only: three loads of lines that
+    /// are only written when that changes. Racing with a writer, the totals may be a
+    /// step behind (see the module docs): at worst a failure stays one call longer.
+    #[inline(always)]
+    fn all_successes(&self) -> bool {
+        self.pos.load(Relaxed) >= self.size && read(&self.failures) == 0 && read(&self.slow) == 0
+    }
+
+    /// `idx % size`, without a division while `idx` fits in 32 bits.
+    #[inline]
+    fn slot(&self, idx: u64) -> u64 {
+        match u32::try_from(idx) {
+            // Lemire, Kaser, Kurz, "Faster remainder by direct computation" (2019):
+            // exact for every 32-bit numerator and divisor.
+            Ok(a) => {
+                ((u128::from(self.magic.wrapping_mul(u64::from(a))) * u128::from(self.size)) >> 64)
+                    as u64
+            }
+            Err(_) => idx % self.size,
+        }
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -345,6 +383,48 @@ mod tests {
         );
         w.clear();
         assert_eq!(w.counts(), Counts::default());
+    }
+
+    #[test]
+    fn a_success_into_a_full_healthy_window_writes_nothing() {
+        let w = CountWindow::new(3);
+        for _ in 0..3 {
+            w.record(false, false);
+        }
+        let pos = w.pos.load(Relaxed);
+        assert_eq!(w.record(false, false), None);
+        assert_eq!(w.pos.load(Relaxed), pos, "not written");
+        // A failure still leaves after exactly 3 more outcomes.
+        w.record(true, false);
+        w.record(false, false);
+        w.record(false, false);
+        assert_eq!(w.counts().failures, 1);
+        w.record(false, false);
+        assert_eq!(w.counts().failures, 0);
+        assert_eq!(w.counts().calls, 3);
+    }
+
+    #[test]
+    fn slot_is_the_remainder() {
+        for size in [1u32, 2, 3, 7, 32, 100, 1000, 65_537, u32::MAX] {
+            let w = CountWindow {
+                size: size as u64,
+                magic: (u64::MAX / size as u64).wrapping_add(1),
+                ring: Box::new([]),
+                pos: Padded(AtomicU64::new(0)),
+                failures: AtomicU64::new(0),
+                slow: AtomicU64::new(0),
+            };
+            let edges = [0u64, 1, 2, size as u64 - 1, size as u64, size as u64 + 1];
+            let far = [u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX];
+            for idx in edges
+                .into_iter()
+                .chain(far)
+                .chain((0..5000).map(|i| i * 7919))
+            {
+                assert_eq!(w.slot(idx), idx % size as u64, "{idx} % {size}");
+            }
+        }
     }
 
     #[test]
