@@ -197,6 +197,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: CircuitBreakerLayer<C>,
     ) -> Resilience<Fb, Ot, Rt, CircuitBreakerLayer<C>, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,

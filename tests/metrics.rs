@@ -8,6 +8,8 @@
 
 use buttress::BoxError;
 use buttress::Resilience;
+use buttress::bulkhead::error::BulkheadFull;
+use buttress::circuit_breaker::{CircuitBreakerLayer, State};
 use buttress::fallback::FallbackLayer;
 use buttress::retry::{Backoff, RetryBudget, RetryLayer};
 use buttress::timeout::TimeoutLayer;
@@ -365,3 +367,123 @@ async fn handles_are_registered_once_per_instance_never_per_call() {
     );
 }
 
+
+#[tokio::test(start_paused = true)]
+async fn breaker_counts_outcomes_rejections_states_and_transitions() {
+    let rec = Rec::new();
+    // Calls 0..4: success, failure, success, failure (trips at 50 %); call 4 is the
+    // half-open probe and succeeds. Each takes 20 ms.
+    let inner = service_fn(|fail: bool| async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if fail { Err::<u32, BoxError>("down".into()) } else { Ok(1) }
+    });
+    let (layer, mut svc) = rec.scope(|| {
+        let layer = CircuitBreakerLayer::builder()
+            .name("db")
+            .count_window(4)
+            .minimum_calls(4)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(Duration::from_secs(10))
+            .permitted_calls_in_half_open(1)
+            .slow_call_duration(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let svc = layer.layer(inner);
+        (layer, svc)
+    });
+    let handle = layer.handle();
+    let db = |k: &'static str, v: &'static str| [("name", "db"), (k, v)];
+    let state = |s: &'static str| rec.gauge("buttress_circuit_breaker_state", &db("state", s));
+    assert_eq!(state("closed"), 1.0);
+    assert_eq!(state("open"), 0.0);
+
+    for fail in [false, true, false, true] {
+        let _ = svc.ready().await.unwrap().call(fail).await;
+    }
+    assert_eq!(handle.state(), State::Open);
+    let calls = |o: &'static str| rec.counter("buttress_circuit_breaker_calls_total", &db("outcome", o));
+    assert_eq!((calls("success"), calls("failure"), calls("ignored")), (2, 2, 0));
+    assert_eq!((state("closed"), state("open")), (0.0, 1.0));
+    let transitions = |from: &str, to: &str| {
+        rec.counter(
+            "buttress_circuit_breaker_transitions_total",
+            &[("name", "db"), ("from", from), ("to", to)],
+        )
+    };
+    assert_eq!(transitions("closed", "open"), 1);
+
+    assert!(svc.ready().await.unwrap().call(false).await.is_err());
+    assert!(svc.ready().await.unwrap().call(false).await.is_err());
+    assert_eq!(calls("rejected"), 2);
+    assert_eq!(
+        rec.counter("buttress_rejections_total", &db("reason", "circuit_open")),
+        2
+    );
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    svc.ready().await.unwrap().call(false).await.unwrap();
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(transitions("open", "half_open"), 1);
+    assert_eq!(transitions("half_open", "closed"), 1);
+    assert_eq!((state("closed"), state("open"), state("half_open")), (1.0, 0.0, 0.0));
+    assert_eq!(calls("success"), 3);
+
+    // Timed calls (slow-call tracking is on): one sample per admitted call, 20 ms each.
+    let durations = rec.histogram("buttress_circuit_breaker_call_duration_seconds", &[("name", "db")]);
+    assert_eq!(durations.len(), 5);
+    assert!(durations.iter().all(|d| (*d - 0.020).abs() < 1e-9), "{durations:?}");
+
+    handle.force_open();
+    assert_eq!(transitions("closed", "forced_open"), 1);
+    assert_eq!((state("closed"), state("forced_open")), (0.0, 1.0));
+    handle.reset();
+    assert_eq!(transitions("forced_open", "closed"), 1);
+    assert_eq!(state("closed"), 1.0);
+}
+
+#[tokio::test]
+async fn breaker_counts_ignored_outcomes_and_registers_no_histogram_untimed() {
+    let rec = Rec::new();
+    let mut svc = rec.scope(|| {
+        CircuitBreakerLayer::builder()
+            .name("db")
+            .build()
+            .unwrap()
+            .layer(scripted(|n| match n {
+                // A bulkhead inside the breaker refused: not the backend's failure.
+                0 => Err(BulkheadFull::new().into()),
+                _ => Ok(n),
+            }))
+    });
+    assert!(call(&mut svc).await.is_err());
+    call(&mut svc).await.unwrap();
+    let calls = |o: &'static str| {
+        rec.counter("buttress_circuit_breaker_calls_total", &[("name", "db"), ("outcome", o)])
+    };
+    assert_eq!((calls("ignored"), calls("success"), calls("failure")), (1, 1, 0));
+    assert!(
+        !rec.names()
+            .contains(&"buttress_circuit_breaker_call_duration_seconds".to_string()),
+        "no clock read for metrics: no duration without slow-call tracking"
+    );
+}
+
+#[tokio::test]
+async fn an_unnamed_breaker_in_a_pipeline_shows_its_state_under_the_pipeline_name() {
+    let rec = Rec::new();
+    let breaker = CircuitBreakerLayer::builder().build().unwrap();
+    let handle = breaker.handle();
+    // Moved before the pipeline names it: the gauge shows the state at registration.
+    handle.force_open();
+    let _svc = rec.scope(|| {
+        Resilience::new("orders")
+            .circuit_breaker(breaker)
+            .service(scripted(|n| Ok::<u32, BoxError>(n)))
+    });
+    let state = |s: &'static str| {
+        rec.gauge("buttress_circuit_breaker_state", &[("name", "orders"), ("state", s)])
+    };
+    assert_eq!((state("closed"), state("forced_open")), (0.0, 1.0));
+    handle.reset();
+    assert_eq!((state("closed"), state("forced_open")), (1.0, 0.0));
+}

@@ -7,7 +7,11 @@
 //! holding the handles, filled once: when the layer is built with a name, when a
 //! pipeline names it, or when it makes its first service (under the empty name).
 
-use buttress_core::breaker::{Outcome, State, Transition};
+#[cfg(feature = "metrics")]
+use buttress_core::breaker::Outcome;
+use buttress_core::breaker::State;
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+use buttress_core::breaker::Transition;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +183,20 @@ fn state_index(s: State) -> usize {
     }
 }
 
+/// Whether the breaker can move from `from` to `to`: by itself (closed to open, open to
+/// half-open, half-open to closed or open) or by hand (to forced open or disabled from
+/// any other state, and a reset to closed from any state, closed included).
+#[cfg(feature = "metrics")]
+fn can_move(from: State, to: State) -> bool {
+    use State::*;
+    match to {
+        Closed => true,
+        Open => matches!(from, Closed | HalfOpen),
+        HalfOpen => from == Open,
+        ForcedOpen | Disabled => from != to,
+    }
+}
+
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 struct BreakerHandles {
     name: Arc<str>,
@@ -190,9 +208,10 @@ struct BreakerHandles {
     /// By state, in the order of `STATES`.
     #[cfg(feature = "metrics")]
     state: [Gauge; 5],
-    /// By `from` and `to`, registered when that transition first happens.
+    /// By `from` and `to` (indices into `STATES`): every transition the breaker can
+    /// make, registered up front (so that each series starts at zero).
     #[cfg(feature = "metrics")]
-    transitions: [[OnceLock<Counter>; 5]; 5],
+    transitions: [[Option<Counter>; 5]; 5],
     /// Only when the breaker times calls.
     #[cfg(feature = "metrics")]
     duration: Option<Histogram>,
@@ -218,6 +237,20 @@ impl Register for BreakerHandles {
                 g.set(if s == State::Closed { 1.0 } else { 0.0 });
                 g
             });
+            const TRANSITIONS: &str = "buttress_circuit_breaker_transitions_total";
+            metrics::describe_counter!(TRANSITIONS, Unit::Count, "Circuit breaker state transitions.");
+            let transitions = STATES.map(|from| {
+                STATES.map(|to| {
+                    can_move(from, to).then(|| {
+                        metrics::counter!(
+                            TRANSITIONS,
+                            "name" => Arc::clone(&name),
+                            "from" => from.as_str(),
+                            "to" => to.as_str()
+                        )
+                    })
+                })
+            });
             let duration = timed.then(|| {
                 metrics::describe_histogram!(DURATION, Unit::Seconds, "Duration of admitted calls.");
                 metrics::histogram!(DURATION, "name" => Arc::clone(&name))
@@ -226,7 +259,7 @@ impl Register for BreakerHandles {
                 calls,
                 rejections: rejections(&name, "circuit_open"),
                 state,
-                transitions: Default::default(),
+                transitions,
                 duration,
                 name,
             }
@@ -259,9 +292,9 @@ obs! {
 
 impl BreakerObs {
     /// An admitted call's outcome, as classified.
+    #[cfg(feature = "metrics")]
     #[inline]
     pub(crate) fn outcome(&self, outcome: Outcome) {
-        #[cfg(feature = "metrics")]
         with!(self, |h| {
             let i = match outcome {
                 Outcome::Success => 0,
@@ -270,21 +303,17 @@ impl BreakerObs {
             };
             h.calls[i].increment(1);
         });
-        #[cfg(not(feature = "metrics"))]
-        let _ = outcome;
     }
 
     /// How long an admitted call took (only for a breaker that times calls).
+    #[cfg(feature = "metrics")]
     #[inline]
     pub(crate) fn duration(&self, took: Duration) {
-        #[cfg(feature = "metrics")]
         with!(self, |h| {
             if let Some(d) = &h.duration {
                 d.record(took.as_secs_f64());
             }
         });
-        #[cfg(not(feature = "metrics"))]
-        let _ = took;
     }
 
     /// A call the breaker refused.
@@ -309,6 +338,7 @@ impl BreakerObs {
     }
 
     /// A state transition (from the breaker's listener).
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
     #[cold]
     pub(crate) fn transition(&self, t: &Transition<'_>) {
         #[cfg(feature = "tracing")]
@@ -324,24 +354,10 @@ impl BreakerObs {
         #[cfg(feature = "metrics")]
         with!(self, |h| {
             h.show_state(t.to);
-            h.transitions[state_index(t.from)][state_index(t.to)]
-                .get_or_init(|| {
-                    metrics::describe_counter!(
-                        "buttress_circuit_breaker_transitions_total",
-                        Unit::Count,
-                        "Circuit breaker state transitions."
-                    );
-                    metrics::counter!(
-                        "buttress_circuit_breaker_transitions_total",
-                        "name" => Arc::clone(&h.name),
-                        "from" => t.from.as_str(),
-                        "to" => t.to.as_str()
-                    )
-                })
-                .increment(1);
+            if let Some(c) = &h.transitions[state_index(t.from)][state_index(t.to)] {
+                c.increment(1);
+            }
         });
-        #[cfg(not(any(feature = "metrics", feature = "tracing")))]
-        let _ = t;
     }
 
     /// Shows `state` in the state gauge (when the handles are registered late, after

@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | `buttress_circuit_breaker_calls_total` | counter | `name`, `outcome` | calls through the breaker by outcome: `success`, `failure`, `ignored` (as classified), `rejected` (refused by the breaker) |
 //! | `buttress_circuit_breaker_state` | gauge | `name`, `state` | 1 for the state the breaker is in, 0 for the others (`closed`, `open`, `half_open`, `forced_open`, `disabled`) |
-//! | `buttress_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state transitions (each `from`/`to` pair is registered when it first happens) |
+//! | `buttress_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state transitions; every pair the breaker can make is registered up front, at zero |
 //! | `buttress_circuit_breaker_call_duration_seconds` | histogram | `name` | duration of admitted calls; only with `slow_call_duration` set (the breaker times calls then anyway) |
 //! | `buttress_retry_attempts_total` | counter | `name` | attempts sent, the first included |
 //! | `buttress_retry_retries_total` | counter | `name`, `reason` | retries scheduled, by why: `error`, `response` (a retryable response), `pushback` (a server's `Retry-After` or a rejection's `retry_after`) |
