@@ -92,8 +92,7 @@ fn downstream(
     })
 }
 
-/// Everything the example serves: the router, the flag that breaks the downstream, and
-/// the registry behind `/health` and `/ready`.
+/// What the example serves, and the flag that breaks its downstream.
 struct App {
     router: Router,
     down: Arc<AtomicBool>,
@@ -137,7 +136,9 @@ fn app(prometheus: PrometheusHandle) -> Result<App, BoxError> {
     let counters = Counters::register();
 
     // Every `/api` route: 20 requests a second per client IP, bursts of 40, at most
-    // 10,000 clients remembered.
+    // 10,000 clients remembered. The IP is the TCP peer's (`ConnectInfo`, see `main`);
+    // behind a proxy, key on the address it reports instead. Without `ConnectInfo`
+    // every client would share one allowance.
     let per_client = RateLimitLayer::builder()
         .rate(20)
         .period(Duration::from_secs(1))
