@@ -3,12 +3,12 @@
 //! `cargo run --example http_client --features http` starts a tiny server on loopback
 //! whose `GET /flaky` answers `503 Service Unavailable` with `Retry-After: 1` twice, then
 //! `200`, and whose `POST /orders` always answers `503`. The client's stack, outermost
-//! first: request bodies made replayable, an overall timeout, retry (waiting what
-//! `Retry-After` asks, bounded; only idempotent requests are sent again), a circuit
-//! breaker that counts 5xx and 429 as failures, a per-attempt timeout, then hyper-util's
-//! pooled `Client`. The GET succeeds on its third attempt, two seconds after the first;
-//! the POST is sent once and its 503 comes back as it is. It runs unattended and exits
-//! with an error if anything is not so.
+//! first: request bodies made replayable, an overall timeout, retry with
+//! `HttpRetryPolicy` (waiting what `Retry-After` asks, bounded; only idempotent requests
+//! are sent again), a circuit breaker that counts 5xx and 429 as failures, a per-attempt
+//! timeout, then hyper-util's pooled `Client`. The GET succeeds on its third attempt,
+//! two seconds after the first; the POST is sent once and its 503 comes back as it is.
+//! It runs unattended and exits with an error if anything is not so.
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header::RETRY_AFTER};
@@ -17,52 +17,24 @@ use axum::routing::{get, post};
 use buttress::Resilience;
 use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::BoxError;
-use buttress::http::{BufferRequestBodyLayer, HttpClassifier, ReplayBody, clone_for_retry};
-use buttress::pushback::retry_after_bounded;
-use buttress::retry::{Decision, DefaultPolicy, RetryLayer};
+use buttress::http::{BufferRequestBodyLayer, HttpClassifier, HttpRetryPolicy, ReplayBody};
+use buttress::retry::RetryLayer;
 use buttress::timeout::TimeoutLayer;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt};
 
-/// The longest `Retry-After` the client waits; a longer one ends the retries.
+/// The longest `Retry-After` the client waits; a longer one ends the retries (the
+/// response is returned).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
-
-/// What is retried: `503` and `429` after the `Retry-After` they carry (or the backoff
-/// when they carry none), other `5xx` after the backoff, errors as the default policy
-/// says. A `Retry-After` that is malformed or longer than [`MAX_RETRY_AFTER`] means
-/// "do not retry".
-fn honour_retry_after<B, R>(_req: &Request<B>, result: &Result<Response<R>, BoxError>) -> Decision {
-    match result {
-        Ok(res)
-            if matches!(
-                res.status(),
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
-            ) =>
-        {
-            match res.headers().get(RETRY_AFTER) {
-                Some(v) => {
-                    match retry_after_bounded(v.as_bytes(), SystemTime::now(), MAX_RETRY_AFTER) {
-                        Some(wait) => Decision::RetryAfter(wait),
-                        None => Decision::Return,
-                    }
-                }
-                None => Decision::Retry,
-            }
-        }
-        Ok(res) if res.status().is_server_error() => Decision::Retry,
-        Ok(_) => Decision::Return,
-        Err(err) => DefaultPolicy::decide_error(err),
-    }
-}
 
 /// The server: `GET /flaky` fails twice with `Retry-After: 1`, then answers; `POST
 /// /orders` always fails. It prints when each request arrives.
@@ -110,6 +82,7 @@ async fn main() -> Result<(), BoxError> {
     let addr = serve().await?;
 
     // hyper-util's pooled client, sending replayable bodies.
+    let retry_policy = HttpRetryPolicy::new();
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let pipeline = Resilience::new("api")
         .timeout(TimeoutLayer::new(Duration::from_secs(10))?)
@@ -117,10 +90,11 @@ async fn main() -> Result<(), BoxError> {
             RetryLayer::builder()
                 .max_attempts(4)
                 .max_wait(MAX_RETRY_AFTER)
-                .policy(honour_retry_after::<ReplayBody<Full<Bytes>>, hyper::body::Incoming>)
-                // A copy for each attempt, for idempotent methods with a buffered body;
-                // anything else is sent once.
-                .clone_request(clone_for_retry::<Full<Bytes>>)
+                // 500, 502, 503, 504 and 429 are retried, after their `Retry-After`
+                // when they carry one; only idempotent requests with a buffered body
+                // are sent again, anything else once.
+                .policy(retry_policy)
+                .clone_request(retry_policy.replay_policy())
                 .build()?,
         )
         .circuit_breaker(

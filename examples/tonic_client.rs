@@ -6,12 +6,15 @@
 //!   open, timed out) reach the caller as a `Status` (`UNAVAILABLE`, `DEADLINE_EXCEEDED`);
 //! - request bodies buffered so that an attempt can be sent again (a unary request is one
 //!   small message);
-//! - an overall timeout, then retry: a trailers-only `UNAVAILABLE` or
-//!   `RESOURCE_EXHAUSTED` is retried after the server's `grpc-retry-pushback-ms` (a
-//!   negative or too long pushback ends the retries), an `UNAVAILABLE` without one after
-//!   the backoff;
+//! - an overall timeout, then retry with `GrpcRetryPolicy`: a trailers-only
+//!   `UNAVAILABLE` or `RESOURCE_EXHAUSTED` is retried after the server's
+//!   `grpc-retry-pushback-ms` (a negative or too long pushback ends the retries), an
+//!   `UNAVAILABLE` without one after the backoff;
 //! - a circuit breaker counting gRPC failures by code (`RESOURCE_EXHAUSTED` ignored: the
 //!   server asking to slow down is not the server failing), and a per-attempt timeout;
+//! - `PropagateDeadlineLayer`: each attempt's `grpc-timeout` is what is left of the
+//!   call's `Deadline` (an extension on the `tonic::Request`), at most the attempt
+//!   timeout;
 //! - tonic's `Channel`.
 //!
 //! ```sh
@@ -27,11 +30,12 @@
 use buttress::Resilience;
 use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::BoxError;
-use buttress::grpc::{GrpcClassifier, RETRY_PUSHBACK_MS, into_status, response_code};
+use buttress::grpc::{
+    Deadline, GrpcClassifier, GrpcRetryPolicy, PropagateDeadlineLayer, into_status,
+};
 use buttress::http::{BufferRequestBodyLayer, ReplayBody, clone_request};
-use buttress::pushback::grpc_retry_pushback_bounded;
 use buttress::rate_limit::RateLimitLayer;
-use buttress::retry::{Decision, DefaultPolicy, RetryLayer};
+use buttress::retry::RetryLayer;
 use buttress::timeout::TimeoutLayer;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -60,31 +64,8 @@ use echo::{EchoRequest, EchoResponse};
 /// The longest pushback the client waits; a longer one ends the retries.
 const MAX_PUSHBACK: Duration = Duration::from_secs(5);
 
-/// What is retried, read from the response headers (a trailers-only error response
-/// carries its `grpc-status` and metadata there): `UNAVAILABLE` and
-/// `RESOURCE_EXHAUSTED` after the server's pushback, `UNAVAILABLE` without one after the
-/// backoff; errors (no response) as the default policy says.
-fn honour_pushback<B, R>(
-    _req: &http::Request<B>,
-    result: &Result<http::Response<R>, BoxError>,
-) -> Decision {
-    match result {
-        Ok(res) => match response_code(res) {
-            Some(code @ (Code::Unavailable | Code::ResourceExhausted)) => {
-                match res.headers().get(RETRY_PUSHBACK_MS) {
-                    Some(v) => match grpc_retry_pushback_bounded(v.as_bytes(), MAX_PUSHBACK) {
-                        Some(wait) => Decision::RetryAfter(wait),
-                        None => Decision::Return,
-                    },
-                    None if code == Code::Unavailable => Decision::Retry,
-                    None => Decision::Return,
-                }
-            }
-            _ => Decision::Return,
-        },
-        Err(err) => DefaultPolicy::decide_error(err),
-    }
-}
+/// The longest one attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The in-process server: echoes, one call every 400 ms, refusals as `Status`.
 #[derive(Debug, Clone, Copy)]
@@ -146,22 +127,28 @@ async fn main() -> Result<(), BoxError> {
             RetryLayer::builder()
                 .max_attempts(4)
                 .max_wait(MAX_PUSHBACK)
-                .policy(honour_pushback::<ReplayBody<tonic::body::Body>, tonic::body::Body>)
+                // UNAVAILABLE, and RESOURCE_EXHAUSTED with a pushback, after the
+                // server's `grpc-retry-pushback-ms` (or the backoff without one).
+                .policy(GrpcRetryPolicy::new())
                 // gRPC calls are POSTs: copy them whenever the body is buffered; the
                 // policy retries only codes that mean the call was not processed.
                 .clone_request(clone_request::<tonic::body::Body>)
                 .build()?,
         )
         .circuit_breaker(breaker)
-        .attempt_timeout(TimeoutLayer::new(Duration::from_secs(2))?);
+        .attempt_timeout(TimeoutLayer::new(ATTEMPT_TIMEOUT)?);
     let stack = ServiceBuilder::new()
         .layer(MapErrLayer::new(into_status))
         .layer(BufferRequestBodyLayer::new())
         .layer(pipeline)
+        // Each attempt tells the server how long it has: what is left of the call's
+        // `Deadline`, at most the attempt timeout.
+        .layer(PropagateDeadlineLayer::with_timeout(ATTEMPT_TIMEOUT)?)
         .layer(MapRequestLayer::new(
             move |req: http::Request<ReplayBody<tonic::body::Body>>| {
                 let at = start.elapsed();
-                println!("  attempt at {at:.2?}");
+                let grpc_timeout = req.headers().get("grpc-timeout").cloned();
+                println!("  attempt at {at:.2?}, grpc-timeout {grpc_timeout:?}");
                 log.lock().unwrap_or_else(PoisonError::into_inner).push(at);
                 req.map(tonic::body::Body::new)
             },
@@ -173,11 +160,12 @@ async fn main() -> Result<(), BoxError> {
     for n in 1..=calls {
         let message = format!("hello #{n}");
         println!("call {n}: {message:?}");
-        match client
-            .clone()
-            .echo(Request::new(EchoRequest { message }))
-            .await
-        {
+        // The whole call, retries included, has a second: a retry tells the server
+        // what is left of it.
+        let mut req = Request::new(EchoRequest { message });
+        req.extensions_mut()
+            .insert(Deadline::after(Duration::from_secs(1)));
+        match client.clone().echo(req).await {
             Ok(res) => println!(
                 "  ok {:?} at {:.2?}",
                 res.get_ref().message,

@@ -8,12 +8,13 @@
 use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::BoxError;
 use buttress::grpc::{
-    GrpcClassifier, Pushback, RETRY_PUSHBACK_MS, grpc_timeout, into_status, response_code,
+    Deadline, GrpcClassifier, GrpcRetryPolicy, PropagateDeadlineLayer, Pushback, RETRY_PUSHBACK_MS,
+    grpc_timeout, into_status,
 };
 use buttress::http::{BufferRequestBodyLayer, ReplayBody, clone_request};
 use buttress::pushback::grpc_retry_pushback_bounded;
 use buttress::rate_limit::RateLimitLayer;
-use buttress::retry::{Decision, DefaultPolicy, RetryLayer};
+use buttress::retry::RetryLayer;
 use buttress::timeout::TimeoutLayer;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +58,8 @@ struct Seen {
     started: AtomicU32,
     finished: AtomicU32,
     dropped: AtomicU32,
+    /// The `grpc-timeout` of the last call, as the handler read it.
+    grpc_timeout: Mutex<Option<Duration>>,
 }
 
 /// Counts a call as dropped unless it was disarmed (its work finished).
@@ -79,6 +82,11 @@ impl Echo for EchoService {
     async fn echo(&self, req: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let seen = &*self.0;
         seen.started.fetch_add(1, Ordering::SeqCst);
+        let asked = grpc_timeout(&req.metadata().clone().into_headers()).expect("valid");
+        *seen
+            .grpc_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = asked;
         let mut guard = DropGuard(seen, false);
         let message = req.into_inner().message;
         if let Some(ms) = message.strip_prefix("slow:").and_then(|ms| ms.parse().ok()) {
@@ -134,30 +142,6 @@ fn request(message: &str) -> Request<EchoRequest> {
 /// The longest pushback the client honours.
 const MAX_PUSHBACK: Duration = Duration::from_secs(5);
 
-/// Retries `UNAVAILABLE` and `RESOURCE_EXHAUSTED` trailers-only answers after their
-/// `grpc-retry-pushback-ms`; `UNAVAILABLE` without one after the backoff.
-fn honour_pushback<B, R>(
-    _req: &http::Request<B>,
-    result: &Result<http::Response<R>, BoxError>,
-) -> Decision {
-    match result {
-        Ok(res) => match response_code(res) {
-            Some(code @ (Code::Unavailable | Code::ResourceExhausted)) => {
-                match res.headers().get(RETRY_PUSHBACK_MS) {
-                    Some(v) => match grpc_retry_pushback_bounded(v.as_bytes(), MAX_PUSHBACK) {
-                        Some(wait) => Decision::RetryAfter(wait),
-                        None => Decision::Return,
-                    },
-                    None if code == Code::Unavailable => Decision::Retry,
-                    None => Decision::Return,
-                }
-            }
-            _ => Decision::Return,
-        },
-        Err(err) => DefaultPolicy::decide_error(err),
-    }
-}
-
 /// One attempt as the client's wire saw it: when it left, when its answer came, and the
 /// pushback the answer carried.
 #[derive(Debug, Clone, Copy)]
@@ -206,7 +190,7 @@ async fn an_overloaded_server_pushes_back_and_the_client_waits_that_long_before_
                 RetryLayer::builder()
                     .max_attempts(3)
                     .max_wait(MAX_PUSHBACK)
-                    .policy(honour_pushback::<ReplayBody<tonic::body::Body>, tonic::body::Body>)
+                    .policy(GrpcRetryPolicy::new())
                     .clone_request(clone_request::<tonic::body::Body>)
                     .build()
                     .expect("valid retry"),
@@ -362,6 +346,41 @@ async fn the_servers_cap_bounds_calls_that_ask_for_longer_or_for_nothing() {
             .expect_err("past the server's cap");
         assert_eq!(status.code(), Code::DeadlineExceeded);
         until_dropped(&seen, 2).await;
+        assert_eq!(seen.finished.load(Ordering::SeqCst), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_propagated_deadline_reaches_the_server_and_bounds_its_work() {
+    bounded(async {
+        let (addr, seen) = deadline_server(Duration::from_secs(30)).await;
+        // The client sets `grpc-timeout` from the call's `Deadline`; it has no timeout of
+        // its own, so only the server's bound can end the call early.
+        let stack = ServiceBuilder::new()
+            .layer(PropagateDeadlineLayer::new())
+            .service(channel(addr).await);
+        let mut client = EchoClient::new(stack);
+
+        let mut req = request("slow:10000");
+        req.extensions_mut()
+            .insert(Deadline::after(Duration::from_millis(300)));
+        let start = Instant::now();
+        let status = client.echo(req).await.expect_err("past its deadline");
+        let took = start.elapsed();
+        assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(status.message(), "request timed out");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let asked = seen
+            .grpc_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expect("the server read a grpc-timeout");
+        assert!(
+            asked <= Duration::from_millis(300) && asked > Duration::from_millis(200),
+            "{asked:?}"
+        );
+        until_dropped(&seen, 1).await;
         assert_eq!(seen.finished.load(Ordering::SeqCst), 0);
     })
     .await;
