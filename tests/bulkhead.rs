@@ -391,3 +391,29 @@ async fn chaos_on_two_threads_never_exceeds_max() {
     assert!(gauge.peak.load(Ordering::SeqCst) <= 2);
     assert_eq!(handle.available(), 2);
 }
+
+/// Shared across threads as axum requires of a layer's service (`Router::layer`,
+/// handler state): `Send + Sync` in every mode, the waiting ones included.
+#[test]
+fn services_are_send_and_sync_in_every_mode() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let inner = service_fn(|x: u32| async move { Ok::<_, Infallible>(x) });
+    let layers = [
+        BulkheadLayer::new(1).expect("valid"),
+        BulkheadLayer::builder()
+            .max_concurrent(1)
+            .max_wait(Duration::from_millis(10))
+            .build()
+            .expect("valid"),
+        BulkheadLayer::builder()
+            .max_concurrent(1)
+            .backpressure(true)
+            .build()
+            .expect("valid"),
+    ];
+    for layer in layers {
+        let svc = layer.layer(inner);
+        send_sync(&svc);
+        assert_eq!(layer.handle().in_flight(), 0);
+    }
+}
