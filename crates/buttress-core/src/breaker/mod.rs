@@ -263,7 +263,7 @@ impl Breaker {
 
 impl<X> Breaker<X> {
     /// The same breaker carrying `ext` (in place of its extension so far), to be read
-    /// back with [`extension`](Self::extension) or [`Permit::extension`].
+    /// back with [`extension`](Self::extension), also through [`Permit::breaker`].
     pub fn with_extension<Y>(self, ext: Y) -> Breaker<Y> {
         Breaker {
             state: self.state,
