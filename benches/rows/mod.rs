@@ -1,0 +1,337 @@
+//! The rows of the comparison: every service the suite measures, built once here and
+//! handed to whichever bench binary is visiting (criterion timings, allocation counts,
+//! instruction counts, the report), so that all of them measure exactly the same
+//! thing.
+//!
+//! Every row is the trivial always-ready service wrapped in one layer (or a stack),
+//! configured so that nothing is ever rejected, retried or timed out: the figures are
+//! the cost of the happy path, which is what a healthy service pays on every call.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+use crate::peers;
+use crate::services::Bare;
+
+/// Which workload a row wraps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `Service<u64>`, answering at once with its request.
+    Trivial,
+    /// `Service<http::Request<()>>`, answering at once with an empty `http::Response`.
+    Http,
+}
+
+impl Workload {
+    /// The criterion group name (1 thread).
+    pub fn group(self) -> &'static str {
+        match self {
+            Workload::Trivial => "trivial",
+            Workload::Http => "http",
+        }
+    }
+}
+
+/// The criterion group of the 2-thread rows (trivial workload only).
+pub const TWO_THREADS: &str = "trivial_2threads";
+
+/// What a row is, for the report.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub workload: Workload,
+    /// Unique within its workload; the criterion benchmark id, so `[a-z0-9_]` only.
+    pub id: &'static str,
+    /// Whose code it is: `bare`, `buttress`, or the peer crate.
+    pub who: &'static str,
+    /// What the row does, in a few words.
+    pub what: &'static str,
+    /// Whether the row is also measured on 2 threads sharing one instance.
+    pub two_threads: bool,
+}
+
+/// Something that measures (or lists) rows.
+pub trait Visit {
+    fn visit<Req, S>(&mut self, row: Row, svc: S, req: fn(u64) -> Req)
+    where
+        Req: 'static,
+        S: Service<Req> + Clone + Send + 'static,
+        S::Error: std::fmt::Debug;
+}
+
+/// One call the way every row makes it: `ready().await` then `call().await`.
+#[inline]
+pub async fn call<S, Req>(svc: &mut S, req: Req) -> Result<S::Response, S::Error>
+where
+    S: Service<Req>,
+{
+    svc.ready().await?.call(req).await
+}
+
+/// The trivial HTTP service: always ready, answers every request with an empty 200.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpBare;
+
+impl Service<http::Request<()>> for HttpBare {
+    type Response = http::Response<()>;
+    type Error = Infallible;
+    type Future = Ready<Result<http::Response<()>, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, _req: http::Request<()>) -> Self::Future {
+        ready(Ok(http::Response::new(())))
+    }
+}
+
+fn trivial_req(i: u64) -> u64 {
+    i
+}
+
+fn http_req(_: u64) -> http::Request<()> {
+    http::Request::new(())
+}
+
+/// A limit no row ever reaches: concurrency, queue, rate and burst alike.
+const NEVER: usize = 1 << 20;
+/// A timeout no row ever reaches.
+const LONG: Duration = Duration::from_secs(30);
+
+const fn row(workload: Workload, id: &'static str, who: &'static str, what: &'static str) -> Row {
+    Row {
+        workload,
+        id,
+        who,
+        what,
+        two_threads: matches!(workload, Workload::Trivial),
+    }
+}
+
+const TOWER: &str = "tower 0.5";
+const TR: &str = "tower-resilience 0.13.0";
+const GOVERNOR: &str = "governor 0.10.4";
+const FAILSAFE: &str = "failsafe 1.3.0";
+const RECLOSER: &str = "recloser 1.4.0";
+
+/// Every row, in report order. Call it inside a tokio runtime context
+/// (`Runtime::enter`): some rows need one to be built.
+pub fn visit_all<V: Visit>(v: &mut V) {
+    use Workload::{Http, Trivial};
+
+    // ---- the trivial service -------------------------------------------------------
+    v.visit(
+        row(Trivial, "bare", "bare", "the bare service"),
+        Bare,
+        trivial_req,
+    );
+
+    // ---- peers ---------------------------------------------------------------------
+    trivial_peers(v);
+
+    // ---- the HTTP service ----------------------------------------------------------
+    v.visit(
+        row(Http, "bare", "bare", "the bare service"),
+        HttpBare,
+        http_req,
+    );
+}
+
+fn trivial_peers<V: Visit>(v: &mut V) {
+    use Workload::Trivial;
+
+    // tower's own middleware.
+    v.visit(
+        row(Trivial, "tower_timeout", TOWER, "`Timeout`, ready at once"),
+        tower::timeout::Timeout::new(Bare, LONG),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "tower_concurrency_limit",
+            TOWER,
+            "`ConcurrencyLimit`",
+        ),
+        tower::limit::ConcurrencyLimit::new(Bare, NEVER),
+        trivial_req,
+    );
+    // tower's `RateLimit` is not `Clone` (each service keeps its own state), so it
+    // has no shared 2-thread row; a 1-thread row goes through a `Buffer`-free adapter
+    // that is the rate limit itself.
+    v.visit(
+        Row {
+            two_threads: false,
+            ..row(Trivial, "tower_rate_limit", TOWER, "`RateLimit`")
+        },
+        CloneByRebuild(tower::limit::RateLimit::new(Bare, rate())),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "tower_retry",
+            TOWER,
+            "`Retry`, first attempt succeeds",
+        ),
+        tower::retry::Retry::new(peers::NeverRetry, Bare),
+        trivial_req,
+    );
+
+    // tower-resilience, each layer alone, then its stack of four.
+    v.visit(
+        row(Trivial, "tr_circuit_breaker", TR, "circuit breaker, closed"),
+        tr_breaker().layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(Trivial, "tr_retry", TR, "retry, first attempt succeeds"),
+        tr_retry().layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "tr_time_limiter",
+            TR,
+            "time limiter, ready at once",
+        ),
+        tr_time_limiter().layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(Trivial, "tr_bulkhead", TR, "bulkhead, admitted"),
+        tr_bulkhead().layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(Trivial, "tr_rate_limiter", TR, "rate limiter, admitted"),
+        tr_rate_limiter().layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(Trivial, "tr_fallback", TR, "fallback, success path"),
+        tower_resilience::fallback::FallbackLayer::<u64, u64, Infallible>::value(0).layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "tr_stack4",
+            TR,
+            "stack: time limiter, breaker, bulkhead, retry",
+        ),
+        ServiceBuilder::new()
+            .layer(tr_time_limiter())
+            .layer(tr_breaker())
+            .layer(tr_bulkhead())
+            .layer(tr_retry())
+            .service(Bare),
+        trivial_req,
+    );
+
+    // governor's direct limiter, checked once per call.
+    v.visit(
+        row(
+            Trivial,
+            "governor_check",
+            GOVERNOR,
+            "direct `check()`, default (quanta) clock",
+        ),
+        peers::Governor::with_clock(Bare, governor::clock::DefaultClock::default()),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "governor_check_monotonic",
+            GOVERNOR,
+            "direct `check()`, `Instant` clock",
+        ),
+        peers::Governor::with_clock(Bare, governor::clock::MonotonicClock),
+        trivial_req,
+    );
+
+    // The breakers without a tower layer, through the thinnest adapter.
+    v.visit(
+        row(Trivial, "failsafe_breaker", FAILSAFE, "breaker, closed"),
+        peers::Failsafe::new(Bare, peers::failsafe_default()),
+        trivial_req,
+    );
+    v.visit(
+        row(Trivial, "recloser_breaker", RECLOSER, "breaker, closed"),
+        peers::Recloser::new(Bare),
+        trivial_req,
+    );
+}
+
+fn rate() -> tower::limit::rate::Rate {
+    tower::limit::rate::Rate::new(NEVER as u64, Duration::from_millis(1))
+}
+
+/// tower's `RateLimit` is not `Clone`; its rows only need a fresh limiter of the same
+/// configuration for each measurement, which this gives.
+pub struct CloneByRebuild(tower::limit::RateLimit<Bare>);
+
+impl Clone for CloneByRebuild {
+    fn clone(&self) -> Self {
+        CloneByRebuild(tower::limit::RateLimit::new(Bare, rate()))
+    }
+}
+
+impl Service<u64> for CloneByRebuild {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = <tower::limit::RateLimit<Bare> as Service<u64>>::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: u64) -> Self::Future {
+        self.0.call(req)
+    }
+}
+
+fn tr_breaker() -> tower_resilience::circuitbreaker::CircuitBreakerLayer {
+    tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .build()
+        .expect("a valid tower-resilience breaker")
+}
+
+fn tr_retry() -> tower_resilience::retry::RetryLayer<u64, u64, Infallible> {
+    tower_resilience::retry::RetryLayer::<u64, u64, Infallible>::builder()
+        .max_attempts(3)
+        .exponential_backoff(Duration::from_millis(100))
+        .build()
+}
+
+fn tr_time_limiter() -> tower_resilience::timelimiter::TimeLimiterLayer {
+    tower_resilience::timelimiter::TimeLimiterLayer::builder()
+        .timeout_duration(LONG)
+        .build()
+}
+
+fn tr_bulkhead() -> tower_resilience::bulkhead::BulkheadLayer {
+    tower_resilience::bulkhead::BulkheadLayer::builder()
+        .max_concurrent_calls(NEVER)
+        .build()
+        .expect("a valid tower-resilience bulkhead")
+}
+
+fn tr_rate_limiter() -> tower_resilience::ratelimiter::RateLimiterLayer {
+    tower_resilience::ratelimiter::RateLimiterLayer::builder()
+        .limit_for_period(NEVER * 1000)
+        .refresh_period(Duration::from_secs(1))
+        .build()
+        .expect("a valid tower-resilience rate limiter")
+}
