@@ -335,3 +335,24 @@ fn tr_rate_limiter() -> tower_resilience::ratelimiter::RateLimiterLayer {
         .build()
         .expect("a valid tower-resilience rate limiter")
 }
+
+/// Where the bench binaries leave their figures for the report: `$BUTTRESS_BENCH_DIR`
+/// if set, else `bench-report/` in the cargo target directory (found from the running
+/// binary, `<target>/<profile>/deps/<bench>`). Created if missing.
+pub fn report_dir() -> std::path::PathBuf {
+    let dir = match std::env::var_os("BUTTRESS_BENCH_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => target_dir().join("bench-report"),
+    };
+    std::fs::create_dir_all(&dir).expect("create the report directory");
+    dir
+}
+
+/// The cargo target directory this bench binary was built in.
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the path of this bench binary");
+    exe.ancestors()
+        .nth(3)
+        .expect("bench binaries live in <target>/<profile>/deps")
+        .to_path_buf()
+}
