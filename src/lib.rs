@@ -15,10 +15,20 @@
 //!   connection that polls readiness and then idles holds no capacity.
 //! - **Capacity is a guard.** A half-open probe, a bulkhead slot, a retry token is a value
 //!   whose `Drop` gives it back: cancellation and panics leak nothing.
-//! - **Errors stack.** Services return [`BoxError`](error::BoxError); a layer's own
+//! - **Errors stack.** Services return [`BoxError`]; a layer's own
 //!   refusal is a small type recognised by [`error::rejection`].
 //! - **Time is tokio's.** Layers read [`clock::TokioClock`], so `tokio::time::pause()`
 //!   drives them deterministically, and read it only when their configuration needs it.
+//!
+//! # Features
+//!
+//! Integrations are off by default; with a feature off, nothing of it is compiled.
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `http` | the `http` module: an `http::Response` classifier, rejections answered as 503/429/504 with `Retry-After` (axum's `HandleErrorLayer` and `IntoResponse`) |
+//! | `grpc` | the `grpc` module: a `tonic::Code` classifier, rejections as `tonic::Status` with `grpc-retry-pushback-ms`, `grpc-timeout` parsing and formatting |
+//! | `health` | the `health` module: a registry of components answering liveness and readiness probes in JSON (served over HTTP with `http` too) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bulkhead;
@@ -27,6 +37,15 @@ pub mod classify;
 pub mod clock;
 pub mod error;
 pub mod fallback;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+pub mod grpc;
+#[cfg(feature = "health")]
+#[cfg_attr(docsrs, doc(cfg(feature = "health")))]
+pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod rate_limit;
 pub mod retry;
 pub mod timeout;

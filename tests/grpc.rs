@@ -1,0 +1,174 @@
+//! The gRPC integration against real tonic services, driven through tower's `Service`
+//! API.
+#![cfg(feature = "grpc")]
+
+use buttress::circuit_breaker::error::CircuitOpen;
+use buttress::classify::{Classify, Outcome};
+use buttress::error::BoxError;
+use buttress::grpc::{
+    GrpcClassifier, Pushback, format_grpc_timeout, grpc_timeout, into_status, response_code,
+    set_grpc_timeout,
+};
+use buttress::rate_limit::error::RateLimited;
+use buttress::timeout::error::Elapsed;
+use std::time::Duration;
+use tonic::{Code, Request, Response, Status};
+use tower::{Service, ServiceExt};
+
+#[allow(unreachable_pub, missing_docs, clippy::all, clippy::pedantic)]
+mod echo {
+    include!("../examples/proto/echo.rs");
+}
+
+use echo::echo_server::{Echo, EchoServer};
+use echo::{EchoRequest, EchoResponse};
+
+/// Answers with the message, or with the status the message names.
+#[derive(Debug, Clone, Copy)]
+struct Server;
+
+#[tonic::async_trait]
+impl Echo for Server {
+    async fn echo(&self, req: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        let message = req.into_inner().message;
+        match message.as_str() {
+            "unavailable" => Err(Status::unavailable("backend down")),
+            "not_found" => Err(Status::not_found("no such thing")),
+            "rate_limited" => Err(into_status(Box::new(RateLimited::new(
+                Duration::from_millis(250),
+            )))),
+            _ => Ok(Response::new(EchoResponse { message })),
+        }
+    }
+}
+
+/// A unary gRPC request for `message`, framed by hand (flag byte, big-endian length,
+/// protobuf bytes), as a client would send it.
+fn grpc_request(message: &str) -> http::Request<tonic::body::Body> {
+    let bytes = prost::Message::encode_to_vec(&EchoRequest {
+        message: message.to_owned(),
+    });
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    http::Request::builder()
+        .method("POST")
+        .uri("/echo.Echo/Echo")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from(frame),
+        )))
+        .expect("valid request")
+}
+
+async fn serve(message: &str) -> http::Response<tonic::body::Body> {
+    let mut svc = EchoServer::new(Server);
+    let req = grpc_request(message);
+    let svc = ServiceExt::<http::Request<tonic::body::Body>>::ready(&mut svc)
+        .await
+        .expect("ready");
+    svc.call(req).await.expect("infallible")
+}
+
+#[tokio::test]
+async fn a_tonic_server_error_is_a_trailers_only_failure() {
+    let classifier = GrpcClassifier::new();
+
+    let res = serve("unavailable").await;
+    assert_eq!(response_code(&res), Some(Code::Unavailable));
+    assert_eq!(
+        classifier.classify(&Ok::<_, BoxError>(res)),
+        Outcome::Failure
+    );
+
+    let res = serve("not_found").await;
+    assert_eq!(response_code(&res), Some(Code::NotFound));
+    assert_eq!(
+        classifier.classify(&Ok::<_, BoxError>(res)),
+        Outcome::Success
+    );
+
+    // A successful call's status comes in the trailers: the headers say nothing yet.
+    let res = serve("hello").await;
+    assert_eq!(res.status(), http::StatusCode::OK);
+    assert_eq!(response_code(&res), None);
+    assert_eq!(
+        classifier.classify(&Ok::<_, BoxError>(res)),
+        Outcome::Success
+    );
+}
+
+#[tokio::test]
+async fn pushback_set_by_a_server_reaches_the_client_status() {
+    let res = serve("rate_limited").await;
+    assert_eq!(response_code(&res), Some(Code::ResourceExhausted));
+    // What the client's tonic makes of the trailers-only response.
+    let status = Status::from_header_map(res.headers()).expect("a grpc-status header");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(status.message(), "rate limited");
+    assert_eq!(
+        Pushback::from_status(&status),
+        Some(Pushback::RetryAfter(Duration::from_millis(250)))
+    );
+}
+
+#[test]
+fn every_rejection_survives_the_trip_over_http() {
+    let cases: [(BoxError, Code, Option<Pushback>); 3] = [
+        (
+            Box::new(CircuitOpen::new(Some(Duration::from_secs(2)))),
+            Code::Unavailable,
+            Some(Pushback::RetryAfter(Duration::from_secs(2))),
+        ),
+        (Box::new(Elapsed::new()), Code::DeadlineExceeded, None),
+        ("secret: db at 10.0.0.7".into(), Code::Internal, None),
+    ];
+    for (err, code, pushback) in cases {
+        let sent = into_status(err);
+        let res = sent.into_http::<()>();
+        let got = Status::from_header_map(res.headers()).expect("a grpc-status header");
+        assert_eq!(got.code(), code);
+        assert_eq!(Pushback::from_status(&got), pushback);
+        assert!(!got.message().contains("10.0.0.7"));
+    }
+}
+
+#[test]
+fn classifier_on_generated_client_results() {
+    let c = GrpcClassifier::new().ignore(Code::NotFound);
+    let ok: Result<Response<EchoResponse>, Status> = Ok(Response::new(EchoResponse {
+        message: "hi".into(),
+    }));
+    assert_eq!(c.classify(&ok), Outcome::Success);
+    let err = |s| -> Result<Response<EchoResponse>, Status> { Err(s) };
+    assert_eq!(
+        c.classify(&err(Status::deadline_exceeded("slow"))),
+        Outcome::Failure
+    );
+    assert_eq!(c.classify(&err(Status::not_found("x"))), Outcome::Ignored);
+    assert_eq!(
+        c.classify(&err(Status::invalid_argument("x"))),
+        Outcome::Success
+    );
+}
+
+#[test]
+fn grpc_timeout_propagates_through_request_headers() {
+    // A client with 1.5 s left sets the header; the server reads the same bound back.
+    let mut req = Request::new(EchoRequest::default());
+    let mut headers = std::mem::take(req.metadata_mut()).into_headers();
+    set_grpc_timeout(&mut headers, Duration::from_millis(1500));
+    assert_eq!(
+        headers["grpc-timeout"],
+        format_grpc_timeout(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        grpc_timeout(&headers),
+        Ok(Some(Duration::from_millis(1500)))
+    );
+
+    // A malformed header is an error for the server to handle, not a panic.
+    headers.insert("grpc-timeout", "1500".parse().expect("ascii"));
+    assert!(grpc_timeout(&headers).is_err());
+}

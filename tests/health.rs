@@ -1,0 +1,342 @@
+//! The health registry: liveness and readiness from components' reports, as values and
+//! (with `http`) through tower's `Service` API and axum.
+#![cfg(feature = "health")]
+
+use buttress::health::{HealthRegistry, HealthSource, HealthStatus, OverallStatus, Probe};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// A stand-in for a circuit breaker's handle: its state in an atomic, as the real one.
+#[derive(Clone)]
+struct FakeBreaker {
+    name: &'static str,
+    /// 0 closed, 1 half-open, 2 open.
+    state: Arc<AtomicU8>,
+}
+
+impl FakeBreaker {
+    fn new(name: &'static str) -> Self {
+        FakeBreaker {
+            name,
+            state: Arc::new(AtomicU8::new(0)),
+        }
+    }
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::SeqCst);
+    }
+}
+
+impl HealthSource for FakeBreaker {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn kind(&self) -> &'static str {
+        "circuit_breaker"
+    }
+    fn status(&self) -> HealthStatus {
+        match self.state.load(Ordering::SeqCst) {
+            0 => HealthStatus::Healthy,
+            1 => HealthStatus::Degraded,
+            _ => HealthStatus::Unhealthy,
+        }
+    }
+    fn details(&self) -> Map<String, Value> {
+        let state =
+            ["closed", "half_open", "open"][usize::from(self.state.load(Ordering::SeqCst).min(2))];
+        let mut m = Map::new();
+        m.insert("state".into(), Value::from(state));
+        m
+    }
+}
+
+/// A stand-in for a bulkhead's handle: degraded when full.
+struct FakeBulkhead {
+    in_flight: Arc<AtomicU64>,
+    max: u64,
+}
+
+impl HealthSource for FakeBulkhead {
+    fn name(&self) -> &str {
+        "db-pool"
+    }
+    fn kind(&self) -> &'static str {
+        "bulkhead"
+    }
+    fn status(&self) -> HealthStatus {
+        if self.in_flight.load(Ordering::SeqCst) >= self.max {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        }
+    }
+}
+
+fn json_of(check: &buttress::health::HealthCheck) -> Value {
+    serde_json::from_str(&check.to_json()).expect("valid JSON")
+}
+
+#[test]
+fn readiness_follows_critical_components_only() {
+    let payments = FakeBreaker::new("payments");
+    let search = FakeBreaker::new("search");
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(payments.clone())
+        .expect("new name");
+    registry.register(search.clone()).expect("new name");
+
+    let ready = registry.readiness();
+    assert_eq!(ready.probe(), Probe::Readiness);
+    assert_eq!(ready.status_code(), 200);
+    assert_eq!(ready.report().status, OverallStatus::Up);
+
+    // A non-critical breaker open: still ready, but degraded.
+    search.set(2);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 200);
+    assert_eq!(ready.report().status, OverallStatus::Degraded);
+
+    // The critical breaker open: not ready.
+    payments.set(2);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 503);
+    assert!(!ready.is_passing());
+    assert_eq!(ready.report().status, OverallStatus::Down);
+
+    // Half-open is recovering, not down.
+    payments.set(1);
+    assert_eq!(registry.readiness().status_code(), 200);
+
+    // Closed again: ready, and up once the other recovers too.
+    payments.set(0);
+    search.set(0);
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+}
+
+#[test]
+fn liveness_never_fails_for_a_dependency() {
+    let payments = FakeBreaker::new("payments");
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(payments.clone())
+        .expect("new name");
+    assert_eq!(registry.liveness().report().status, OverallStatus::Up);
+    payments.set(2);
+    let live = registry.liveness();
+    assert_eq!(live.probe(), Probe::Liveness);
+    assert_eq!(live.status_code(), 200);
+    assert_eq!(live.report().status, OverallStatus::Degraded);
+    registry.set_draining(true);
+    assert_eq!(registry.liveness().status_code(), 200);
+}
+
+#[test]
+fn draining_fails_readiness_until_undone() {
+    let registry = HealthRegistry::new();
+    assert_eq!(registry.readiness().status_code(), 200);
+    registry.set_draining(true);
+    assert!(registry.is_draining());
+    assert_eq!(registry.readiness().status_code(), 503);
+    // Every clone is the same registry.
+    registry.clone().set_draining(false);
+    assert_eq!(registry.readiness().status_code(), 200);
+}
+
+#[test]
+fn report_json_lists_every_component_in_order() {
+    let registry = HealthRegistry::new();
+    let payments = FakeBreaker::new("payments");
+    let in_flight = Arc::new(AtomicU64::new(0));
+    registry
+        .register_critical(payments.clone())
+        .expect("new name");
+    registry
+        .register(FakeBulkhead {
+            in_flight: in_flight.clone(),
+            max: 4,
+        })
+        .expect("new name");
+    payments.set(2);
+    in_flight.store(4, Ordering::SeqCst);
+    assert_eq!(
+        json_of(&registry.readiness()),
+        json!({
+            "status": "down",
+            "components": [
+                {"name": "payments", "kind": "circuit_breaker", "status": "unhealthy",
+                 "critical": true, "details": {"state": "open"}},
+                {"name": "db-pool", "kind": "bulkhead", "status": "degraded", "critical": false},
+            ]
+        })
+    );
+}
+
+#[test]
+fn names_are_unique_and_components_can_leave() {
+    let registry = HealthRegistry::new();
+    registry.register(FakeBreaker::new("a")).expect("new name");
+    let err = registry
+        .register_critical(FakeBreaker::new("a"))
+        .expect_err("duplicate name");
+    assert_eq!(err.field(), "name");
+    assert_eq!(registry.names(), ["a"]);
+
+    let b = FakeBreaker::new("b");
+    registry
+        .register_critical(Arc::new(b.clone()))
+        .expect("new name");
+    b.set(2);
+    assert_eq!(registry.readiness().status_code(), 503);
+    assert!(registry.deregister("b"));
+    assert!(!registry.deregister("b"));
+    assert_eq!(registry.readiness().status_code(), 200);
+    assert_eq!(registry.names(), ["a"]);
+}
+
+#[test]
+fn a_function_is_a_source() {
+    let up = Arc::new(AtomicU8::new(1));
+    let flag = up.clone();
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(buttress::health::source_fn(
+            "postgres",
+            "database",
+            move || {
+                if flag.load(Ordering::SeqCst) == 1 {
+                    HealthStatus::Healthy
+                } else {
+                    HealthStatus::Unhealthy
+                }
+            },
+        ))
+        .expect("new name");
+    assert_eq!(registry.readiness().status_code(), 200);
+    up.store(0, Ordering::SeqCst);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 503);
+    assert_eq!(
+        json_of(&ready)["components"][0],
+        json!({"name": "postgres", "kind": "database", "status": "unhealthy", "critical": true})
+    );
+}
+
+#[test]
+fn an_empty_registry_is_up() {
+    let registry = HealthRegistry::default();
+    for probe in [Probe::Liveness, Probe::Readiness] {
+        let check = registry.check(probe);
+        assert_eq!(check.status_code(), 200);
+        assert_eq!(json_of(&check), json!({"status": "up", "components": []}));
+    }
+}
+
+#[cfg(feature = "http")]
+mod over_http {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::{ServiceExt, service_fn};
+
+    async fn json_body<B>(res: Response<B>) -> Value
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Debug,
+    {
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn probe_services_answer_as_kubernetes_expects() {
+        let payments = FakeBreaker::new("payments");
+        let registry = HealthRegistry::new();
+        registry
+            .register_critical(payments.clone())
+            .expect("new name");
+
+        let ready = registry.readiness_service();
+        let live = registry.liveness_service();
+        let get = || Request::get("/").body(()).expect("valid");
+
+        let res = ready.clone().oneshot(get()).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+
+        payments.set(2);
+        let res = ready.clone().oneshot(get()).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(json_body(res).await["status"], "down");
+        let res = live.clone().oneshot(get()).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(json_body(res).await["status"], "degraded");
+
+        payments.set(0);
+        let res = ready.oneshot(get()).await.expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(json_body(res).await["status"], "up");
+    }
+
+    #[tokio::test]
+    async fn mounted_in_axum_at_health_and_ready() {
+        let payments = FakeBreaker::new("payments");
+        let registry = HealthRegistry::new();
+        registry
+            .register_critical(payments.clone())
+            .expect("new name");
+        let handler_registry = registry.clone();
+        let app: Router = Router::new()
+            .route_service("/health", registry.liveness_service())
+            .route_service("/ready", registry.readiness_service())
+            // A plain handler works as well: a `HealthCheck` is an `IntoResponse`.
+            .route(
+                "/ready2",
+                get(move || {
+                    let r = handler_registry.clone();
+                    async move { r.readiness() }
+                }),
+            );
+        let status_of = |path: &'static str| {
+            let app = app.clone();
+            async move {
+                let req = Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .expect("valid");
+                app.oneshot(req).await.expect("infallible").status()
+            }
+        };
+        assert_eq!(status_of("/health").await, 200);
+        assert_eq!(status_of("/ready").await, 200);
+        assert_eq!(status_of("/ready2").await, 200);
+        payments.set(2);
+        assert_eq!(status_of("/health").await, 200);
+        assert_eq!(status_of("/ready").await, 503);
+        assert_eq!(status_of("/ready2").await, 503);
+        payments.set(0);
+        assert_eq!(status_of("/ready").await, 200);
+    }
+
+    #[tokio::test]
+    async fn a_health_check_is_a_plain_http_response_too() {
+        let registry = HealthRegistry::new();
+        registry.set_draining(true);
+        // For hyper or any tower server: a service_fn answering from the registry.
+        let svc = service_fn(move |_req: Request<()>| {
+            let check = registry.readiness();
+            async move { Ok::<_, std::convert::Infallible>(check.into_http()) }
+        });
+        let res = svc
+            .oneshot(Request::get("/ready").body(()).expect("valid"))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            json_body(res).await,
+            json!({"status": "down", "components": []})
+        );
+    }
+}
