@@ -46,6 +46,7 @@ pub mod health;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod pushback;
 pub mod rate_limit;
 pub mod retry;
 pub mod timeout;

@@ -1,3 +1,89 @@
-//! The retry layer.
+//! Retry with backoff, jitter, server pushback and a retry budget.
+//!
+//! [`RetryLayer`] sends a call again when its [`Policy`] says so, up to `max_attempts`
+//! (the first call counts), waiting between attempts:
+//!
+//! - **Backoff**: a [`Backoff`] schedule (constant, linear or exponential), **capped
+//!   before jitter** so that clients at the cap still spread out; jitter none, full,
+//!   equal or decorrelated. Default: exponential from 50 ms, doubling, capped at 5 s,
+//!   full jitter.
+//! - **Pushback**: a policy may return [`Decision::RetryAfter`] to wait exactly what
+//!   the server asked for (`Retry-After`, `grpc-retry-pushback-ms`, parsed by
+//!   [`crate::pushback`]) or what an inner buttress layer said in its rejection's
+//!   `retry_after`. A wait longer than `max_wait` (default 30 s) is not waited: the
+//!   result is returned.
+//! - **Budget**: by default retries spend a [`RetryBudget`] of 20% of the requests of
+//!   the last 10 s plus 10 retries per second, shared by every service of the layer,
+//!   so that retries cannot multiply the load on a backend that is down. When it
+//!   refuses, the error is [`BudgetExhausted`](error::BudgetExhausted) (its source is
+//!   the last error); an `Ok` response the policy wanted to retry is returned as is.
+//! - **Deadline** (optional): no attempt starts that cannot start (plus
+//!   `min_attempt_time`) before `deadline` after the call.
+//!
+//! [`DefaultPolicy`] retries every error except buttress rejections that are final: a
+//! rejection with a `retry_after` (circuit open, rate limited) is retried after it, one
+//! without (bulkhead full, budget exhausted) is not; [`Elapsed`] from an inner
+//! per-attempt timeout is retried like any error. Requests are copied for the next
+//! attempt by a [`CloneRequest`] (default: `Clone`); a request that cannot be copied is
+//! sent once and never retried.
+//!
+//! An error that was not retried at all comes back unchanged; after more than one
+//! attempt it comes back as [`RetriesExhausted`](error::RetriesExhausted) with the
+//! number of attempts and the last error as its source. A [`Listener`] hears of every
+//! retry (attempt, delay, reason); the default costs nothing.
+//!
+//! # Cost
+//!
+//! A first attempt that succeeds reads no clock without a budget or deadline (one read
+//! with them, plus one atomic add for the budget's deposit), creates no timer and
+//! allocates nothing: the timer lives only in the future's waiting state.
+//!
+//! # Example
+//!
+//! ```
+//! use buttress::retry::{Backoff, Jitter, RetryLayer};
+//! use std::time::Duration;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), buttress::BoxError> {
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let seen = calls.clone();
+//! let flaky = service_fn(move |req: u32| {
+//!     let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!     async move {
+//!         if n < 2 { Err::<u32, buttress::BoxError>("try again".into()) } else { Ok(req * 2) }
+//!     }
+//! });
+//!
+//! let retry = RetryLayer::builder()
+//!     .max_attempts(4)
+//!     .backoff(
+//!         Backoff::exponential(Duration::from_millis(100), 2.0)?
+//!             .with_cap(Duration::from_secs(2))
+//!             .with_jitter(Jitter::Full),
+//!     )
+//!     .build()?;
+//! let svc = ServiceBuilder::new().layer(retry).service(flaky);
+//! assert_eq!(svc.oneshot(21).await?, 42);
+//! assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Elapsed`]: crate::timeout::error::Elapsed
 
 pub mod error;
+pub mod future;
+mod layer;
+pub mod policy;
+mod service;
+
+pub use buttress_core::backoff::{Backoff, Jitter};
+pub use buttress_core::budget::{RetryBudget, RetryBudgetBuilder};
+pub use layer::{RetryLayer, RetryLayerBuilder};
+pub use policy::{
+    ByClone, CloneRequest, Decision, DefaultPolicy, Listener, NoListener, Policy, RetryEvent,
+    RetryReason, SendOnce,
+};
+pub use service::Retry;

@@ -1,3 +1,47 @@
-//! The timeout layer.
+//! Timeout: fail a call with [`Elapsed`](error::Elapsed) when it takes too long.
+//!
+//! [`TimeoutLayer`] limits each call to a fixed duration ([`TimeoutLayer::new`]) or to
+//! one computed from the request ([`TimeoutLayer::per_request`]). When the time is up
+//! the inner future is dropped, which cancels the call, and the error is
+//! [`Elapsed`](error::Elapsed), a [`Rejection`](crate::error::Rejection) that adapters
+//! map to 504 / `DEADLINE_EXCEEDED`.
+//!
+//! Put one outside the retry layer for an overall limit, and one inside it for a
+//! per-attempt limit: the retry layer's default policy retries `Elapsed`.
+//!
+//! # Cost
+//!
+//! The timer is armed lazily: the response future polls the inner future first, and
+//! only if it is not ready reads the clock and creates the timer. A call that is ready
+//! at once costs no clock read, no timer and no allocation. The limit counts from the
+//! first poll, which for a future awaited as soon as it is made is the call itself.
+//!
+//! ```
+//! use buttress::timeout::TimeoutLayer;
+//! use buttress::error::{rejection, RejectionKind};
+//! use std::time::Duration;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), buttress::BoxError> {
+//! let slow = service_fn(|req: u32| async move {
+//!     tokio::time::sleep(Duration::from_secs(req.into())).await;
+//!     Ok::<_, buttress::BoxError>(req)
+//! });
+//! let svc = ServiceBuilder::new()
+//!     .layer(TimeoutLayer::new(Duration::from_secs(2))?)
+//!     .service(slow);
+//! assert_eq!(svc.clone().oneshot(1).await?, 1);
+//! let err = svc.oneshot(5).await.unwrap_err();
+//! assert_eq!(rejection(&*err).unwrap().kind(), RejectionKind::Elapsed);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod error;
+pub mod future;
+mod layer;
+mod service;
+
+pub use layer::{Fixed, TimeoutFor, TimeoutLayer};
+pub use service::Timeout;

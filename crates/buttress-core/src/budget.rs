@@ -1,1 +1,541 @@
-//! See the crate docs.
+//! The retry budget: retries as a ratio of recent requests, plus a small floor.
+//!
+//! In the manner of Finagle's `RetryBudget` and Envoy's retry budgets: every request
+//! **deposits**, every retry **withdraws**, and deposits **age out** after `ttl`. A retry
+//! is allowed while
+//!
+//! ```text
+//! retries in the last ttl + 1  <=  ratio * requests in the last ttl  +  min_retries_per_sec * ttl
+//! ```
+//!
+//! so that during an outage retries add at most `ratio` to the load (20% by default)
+//! instead of multiplying it by `max_attempts`, while a quiet client still gets the floor
+//! (10 retries per second by default, i.e. a reserve of 100 over the default 10 s `ttl`).
+//!
+//! | setting | default | meaning |
+//! |---|---|---|
+//! | `ttl` | 10 s | how long a deposit (and a withdrawal) counts |
+//! | `retry_ratio` | 0.2 | retries allowed per request seen in the last `ttl` |
+//! | `min_retries_per_sec` | 10 | the floor: a reserve of `min_retries_per_sec * ttl` retries |
+//! | `slots` | 10 | the `ttl` is kept as this many time slots (1 s each by default) |
+//!
+//! # How it is kept
+//!
+//! Time is cut into slots of `ttl / slots`; slot `e` (the epoch, `now / slot_width`) is
+//! counted in ring position `e % slots`. Each ring position is one `AtomicU64` stamped
+//! with the epoch it counts, so a position reused for a new epoch is recognised as stale
+//! and restarted, never rescanned. The window is the last `slots` epochs.
+//!
+//! - A deposit is one load and one `fetch_add` on the current slot (a compare-and-swap
+//!   only when the slot must be restarted for a new epoch).
+//! - A withdrawal is decided by one compare-and-swap loop on a single word, the number of
+//!   withdrawals still counted (`outstanding`), against the allowance computed from the
+//!   deposits: every grant is serialised through that one word, so the budget is never
+//!   overdrawn whatever the contention. The grant is then recorded in the withdrawal
+//!   ring so that it ages out: whoever restarts an expired slot subtracts its count
+//!   from `outstanding`, exactly once. Zeroing a slot and subtracting from
+//!   `outstanding` are two steps: a withdrawal that races between them is refused for
+//!   that instant (the budget errs towards refusing, never towards overdrawing).
+//! - A withdrawal that was granted but not used (the retry was cancelled while it
+//!   waited) can be [refunded](RetryBudget::refund).
+//!
+//! Everything is allocated when the budget is built; nothing is allocated afterwards.
+//!
+//! ```
+//! use buttress_core::budget::RetryBudget;
+//! use buttress_core::Nanos;
+//! use std::time::Duration;
+//!
+//! let budget = RetryBudget::builder()
+//!     .retry_ratio(0.5)
+//!     .min_retries_per_sec(0)
+//!     .ttl(Duration::from_secs(10))
+//!     .build()?;
+//! let now = Nanos::from_secs(1);
+//! for _ in 0..4 {
+//!     budget.deposit(now);
+//! }
+//! assert!(budget.try_withdraw(now).is_some());
+//! assert!(budget.try_withdraw(now).is_some());
+//! assert!(budget.try_withdraw(now).is_none(), "4 requests * 0.5 = 2 retries");
+//! // Ten seconds later the deposits and the withdrawals have aged out.
+//! assert!(budget.try_withdraw(Nanos::from_secs(12)).is_none());
+//! budget.deposit(Nanos::from_secs(12));
+//! budget.deposit(Nanos::from_secs(12));
+//! assert!(budget.try_withdraw(Nanos::from_secs(12)).is_some());
+//! # Ok::<(), buttress_core::ConfigError>(())
+//! ```
+
+use crate::clock::Nanos;
+use crate::config::ConfigError;
+use crate::sync::{AtomicU64, Ordering};
+use std::fmt;
+use std::time::Duration;
+
+// Slot word bit layout (both rings):
+//
+//   63            32 31             0
+//  +----------------+----------------+
+//  | epoch (low 32) | count (u32)    |
+//  +----------------+----------------+
+//
+// `epoch` is the slot's epoch (`now / slot_width`) truncated to 32 bits; ages are
+// compared with wrapping arithmetic, which is exact as long as a slot is not left
+// untouched for 2^31 slot widths (68 years at the default 1 s slots). `count` saturates
+// at u32::MAX: the fast-path `fetch_add` is only used while the count is below
+// `FAST_ADD_LIMIT`, so concurrent increments cannot carry into the epoch.
+const COUNT_MASK: u64 = 0xFFFF_FFFF;
+const FAST_ADD_LIMIT: u64 = (u32::MAX / 2) as u64;
+
+#[inline]
+const fn pack(epoch: u32, count: u32) -> u64 {
+    ((epoch as u64) << 32) | count as u64
+}
+
+#[inline]
+const fn epoch_of(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+#[inline]
+const fn count_of(word: u64) -> u32 {
+    (word & COUNT_MASK) as u32
+}
+
+/// How many epochs ago `word` was stamped, seen from `epoch`: negative if the word is
+/// newer than `epoch` (a thread that read the clock a little earlier than another).
+#[inline]
+const fn age(epoch: u32, word: u64) -> i32 {
+    epoch.wrapping_sub(epoch_of(word)) as i32
+}
+
+/// Parts per million: the fixed-point unit of the ratio.
+const PPM: u128 = 1_000_000;
+
+/// The largest accepted `retry_ratio` (a retry per request is 1.0; Finagle allows up to
+/// 1000).
+pub const MAX_RATIO: f64 = 1000.0;
+
+/// A granted withdrawal: which slot it was counted in, so that it can be
+/// [refunded](RetryBudget::refund) if the retry is never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a withdrawal is either used (dropped) or refunded"]
+pub struct Withdrawal {
+    epoch: u32,
+    index: u32,
+}
+
+/// A lock-free retry budget. See the [module docs](self).
+pub struct RetryBudget {
+    slot_width: u64,
+    ratio_ppm: u64,
+    /// `min_retries_per_sec * ttl`, in whole retries.
+    reserve: u64,
+    ttl: Duration,
+    min_retries_per_sec: u32,
+    deposits: Box<[AtomicU64]>,
+    withdrawals: Box<[AtomicU64]>,
+    /// Withdrawals granted and not yet aged out or refunded. Every grant is a
+    /// compare-and-swap on this one word.
+    outstanding: AtomicU64,
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ttl", &self.ttl)
+            .field("retry_ratio", &(self.ratio_ppm as f64 / PPM as f64))
+            .field("min_retries_per_sec", &self.min_retries_per_sec)
+            .field("slots", &self.deposits.len())
+            .field("outstanding", &self.outstanding.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Configures a [`RetryBudget`]; [`build`](Self::build) validates it.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryBudgetBuilder {
+    ttl: Duration,
+    min_retries_per_sec: u32,
+    retry_ratio: f64,
+    slots: u32,
+}
+
+impl Default for RetryBudgetBuilder {
+    fn default() -> Self {
+        RetryBudgetBuilder {
+            ttl: Duration::from_secs(10),
+            min_retries_per_sec: 10,
+            retry_ratio: 0.2,
+            slots: 10,
+        }
+    }
+}
+
+impl RetryBudgetBuilder {
+    /// How long a request's deposit counts (default 10 s). At least one nanosecond per
+    /// slot, at most a day.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The floor: this many retries per second are allowed even with no requests
+    /// (default 10; `0` for none).
+    pub fn min_retries_per_sec(mut self, n: u32) -> Self {
+        self.min_retries_per_sec = n;
+        self
+    }
+
+    /// Retries allowed per request seen in the last `ttl` (default 0.2, i.e. 20%);
+    /// finite, in `0.0..=1000.0`.
+    pub fn retry_ratio(mut self, ratio: f64) -> Self {
+        self.retry_ratio = ratio;
+        self
+    }
+
+    /// How many time slots the `ttl` is kept in (default 10), in `1..=256`. More slots
+    /// age deposits out more smoothly; each slot is two atomic words.
+    pub fn slots(mut self, slots: u32) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// The budget, or the first refused field.
+    pub fn build(self) -> Result<RetryBudget, ConfigError> {
+        if !self.retry_ratio.is_finite() || !(0.0..=MAX_RATIO).contains(&self.retry_ratio) {
+            return Err(ConfigError::new(
+                "retry_ratio",
+                format!("must be in 0.0..=1000.0, got {}", self.retry_ratio),
+            ));
+        }
+        if !(1..=256).contains(&self.slots) {
+            return Err(ConfigError::new(
+                "slots",
+                format!("must be in 1..=256, got {}", self.slots),
+            ));
+        }
+        let ttl_nanos = Nanos::from_duration(self.ttl).as_u64();
+        if ttl_nanos < u64::from(self.slots) || self.ttl > Duration::from_secs(86_400) {
+            return Err(ConfigError::new(
+                "ttl",
+                format!(
+                    "must be at least one nanosecond per slot and at most a day, got {:?}",
+                    self.ttl
+                ),
+            ));
+        }
+        let reserve =
+            u128::from(self.min_retries_per_sec) * u128::from(ttl_nanos) / 1_000_000_000u128;
+        let slots = self.slots as usize;
+        Ok(RetryBudget {
+            slot_width: ttl_nanos / u64::from(self.slots),
+            ratio_ppm: (self.retry_ratio * PPM as f64).round() as u64,
+            reserve: u64::try_from(reserve).unwrap_or(u64::MAX),
+            ttl: self.ttl,
+            min_retries_per_sec: self.min_retries_per_sec,
+            deposits: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            withdrawals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            outstanding: AtomicU64::new(0),
+        })
+    }
+}
+
+// Orderings. Every word here is a counter that publishes no other memory: a grant is
+// decided by read-modify-writes on the single `outstanding` word, and read-modify-writes
+// of one atomic are totally ordered (its modification order) whatever the ordering, so
+// two grants can never both see the same `outstanding` value. The deposit counts read
+// for the allowance may be a moment stale; that only means the allowance reflects the
+// requests seen a moment ago. Relaxed therefore suffices everywhere.
+const RELAXED: Ordering = Ordering::Relaxed;
+
+impl RetryBudget {
+    /// A builder with the defaults: 20% of the requests in the last 10 s, plus 10
+    /// retries per second, in 10 slots.
+    pub fn builder() -> RetryBudgetBuilder {
+        RetryBudgetBuilder::default()
+    }
+
+    /// How long deposits count.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The floor, in retries allowed over one `ttl` with no requests at all.
+    pub fn reserve(&self) -> u64 {
+        self.reserve
+    }
+
+    #[inline]
+    fn epoch(&self, now: Nanos) -> u64 {
+        // `slot_width` is at least 1 (checked at build).
+        now.as_u64() / self.slot_width
+    }
+
+    #[inline]
+    fn slots(&self) -> u64 {
+        self.deposits.len() as u64
+    }
+
+    /// Records one request made at `now`.
+    #[inline]
+    pub fn deposit(&self, now: Nanos) {
+        let e = self.epoch(now);
+        let slot = &self.deposits[(e % self.slots()) as usize];
+        let e32 = e as u32;
+        let cur = slot.load(RELAXED);
+        if epoch_of(cur) == e32 && u64::from(count_of(cur)) < FAST_ADD_LIMIT {
+            // The slot already counts this epoch: one add. (Should the slot be
+            // restarted for an epoch a whole ttl later between the load and this add,
+            // the request counts in that later slot: it ages out later, no harm.)
+            slot.fetch_add(1, RELAXED);
+            return;
+        }
+        let _ = slot.fetch_update(RELAXED, RELAXED, |w| {
+            Some(if age(e32, w) <= 0 {
+                // Ours, or newer than our clock read: add to it.
+                pack(epoch_of(w), count_of(w).saturating_add(1))
+            } else {
+                // Stale: restart it for our epoch.
+                pack(e32, 1)
+            })
+        });
+    }
+
+    /// Requests counted in the window ending at `now`.
+    pub fn deposited(&self, now: Nanos) -> u64 {
+        let e32 = self.epoch(now) as u32;
+        let n = self.slots() as i32;
+        self.deposits
+            .iter()
+            .map(|s| {
+                let w = s.load(RELAXED);
+                let a = age(e32, w);
+                if (0..n).contains(&a) {
+                    u64::from(count_of(w))
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+
+    /// How many retries the window ending at `now` allows in all (before subtracting
+    /// those already made).
+    pub fn allowance(&self, now: Nanos) -> u64 {
+        let a = (u128::from(self.reserve) * PPM
+            + u128::from(self.ratio_ppm) * u128::from(self.deposited(now)))
+            / PPM;
+        u64::try_from(a).unwrap_or(u64::MAX)
+    }
+
+    /// Retries still allowed at `now` (read-only; for metrics and tests).
+    pub fn available(&self, now: Nanos) -> u64 {
+        let e32 = self.epoch(now) as u32;
+        let n = self.slots() as i32;
+        let expired: u64 = self
+            .withdrawals
+            .iter()
+            .map(|s| {
+                let w = s.load(RELAXED);
+                if age(e32, w) >= n {
+                    u64::from(count_of(w))
+                } else {
+                    0
+                }
+            })
+            .sum();
+        let used = self.outstanding.load(RELAXED).saturating_sub(expired);
+        self.allowance(now).saturating_sub(used)
+    }
+
+    /// Subtracts the counts of withdrawal slots that have aged out from `outstanding`.
+    fn expire(&self, e32: u32) {
+        let n = self.slots() as i32;
+        for slot in self.withdrawals.iter() {
+            let w = slot.load(RELAXED);
+            if count_of(w) == 0 || age(e32, w) < n {
+                continue;
+            }
+            // Zero the count, keeping the stamp; only the thread whose swap succeeds
+            // subtracts, so each count leaves `outstanding` exactly once.
+            if slot
+                .compare_exchange(w, pack(epoch_of(w), 0), RELAXED, RELAXED)
+                .is_ok()
+            {
+                self.outstanding.fetch_sub(u64::from(count_of(w)), RELAXED);
+            }
+        }
+    }
+
+    /// Takes one retry from the budget at `now`, or `None` if that would overdraw it.
+    pub fn try_withdraw(&self, now: Nanos) -> Option<Withdrawal> {
+        let e = self.epoch(now);
+        let e32 = e as u32;
+        self.expire(e32);
+        let allowance = self.allowance(now);
+        // The grant: one compare-and-swap loop on `outstanding`.
+        let mut used = self.outstanding.load(RELAXED);
+        loop {
+            if used >= allowance {
+                return None;
+            }
+            match self
+                .outstanding
+                .compare_exchange_weak(used, used + 1, RELAXED, RELAXED)
+            {
+                Ok(_) => break,
+                Err(actual) => used = actual,
+            }
+        }
+        // Record it where it will age out. Until this is done `outstanding` counts one
+        // more than the ring: conservative, it refuses rather than overdraws.
+        let index = (e % self.slots()) as usize;
+        let slot = &self.withdrawals[index];
+        let mut counted_in = e32;
+        let prev = slot.fetch_update(RELAXED, RELAXED, |w| {
+            Some(if age(e32, w) <= 0 {
+                counted_in = epoch_of(w);
+                pack(epoch_of(w), count_of(w).saturating_add(1))
+            } else {
+                counted_in = e32;
+                pack(e32, 1)
+            })
+        });
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        let prev = prev.unwrap_or_else(|w| w);
+        if age(e32, prev) > 0 && count_of(prev) > 0 {
+            // We restarted a stale slot that `expire` had not zeroed yet: its count
+            // leaves `outstanding` here, exactly once.
+            self.outstanding
+                .fetch_sub(u64::from(count_of(prev)), RELAXED);
+        }
+        Some(Withdrawal {
+            epoch: counted_in,
+            index: index as u32,
+        })
+    }
+
+    /// Gives back a withdrawal whose retry was never sent. If it has already aged out
+    /// there is nothing left to give back and nothing happens.
+    pub fn refund(&self, w: Withdrawal) {
+        let slot = &self.withdrawals[w.index as usize];
+        let refunded = slot
+            .fetch_update(RELAXED, RELAXED, |s| {
+                (epoch_of(s) == w.epoch && count_of(s) > 0)
+                    .then(|| pack(epoch_of(s), count_of(s) - 1))
+            })
+            .is_ok();
+        if refunded {
+            self.outstanding.fetch_sub(1, RELAXED);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn budget(ratio: f64, floor: u32) -> RetryBudget {
+        RetryBudget::builder()
+            .retry_ratio(ratio)
+            .min_retries_per_sec(floor)
+            .ttl(Duration::from_secs(10))
+            .slots(10)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_documented_numbers() {
+        let b = RetryBudget::builder().build().unwrap();
+        assert_eq!(b.ttl(), Duration::from_secs(10));
+        assert_eq!(b.reserve(), 100);
+        for _ in 0..100 {
+            b.deposit(Nanos::ZERO);
+        }
+        assert_eq!(b.allowance(Nanos::ZERO), 120);
+    }
+
+    #[test]
+    fn refuses_bad_config() {
+        let field = |b: RetryBudgetBuilder| b.build().unwrap_err().field();
+        assert_eq!(
+            field(RetryBudget::builder().retry_ratio(f64::NAN)),
+            "retry_ratio"
+        );
+        assert_eq!(
+            field(RetryBudget::builder().retry_ratio(-0.1)),
+            "retry_ratio"
+        );
+        assert_eq!(
+            field(RetryBudget::builder().retry_ratio(1e9)),
+            "retry_ratio"
+        );
+        assert_eq!(field(RetryBudget::builder().slots(0)), "slots");
+        assert_eq!(field(RetryBudget::builder().ttl(Duration::ZERO)), "ttl");
+        assert_eq!(field(RetryBudget::builder().ttl(Duration::MAX)), "ttl");
+    }
+
+    #[test]
+    fn floor_alone_allows_reserve() {
+        let b = budget(0.0, 2);
+        let now = Nanos::from_secs(5);
+        let granted = (0..50).filter(|_| b.try_withdraw(now).is_some()).count();
+        assert_eq!(granted, 20, "2/s over 10 s");
+        assert_eq!(b.available(now), 0);
+    }
+
+    #[test]
+    fn deposits_and_withdrawals_age_out() {
+        let b = budget(0.5, 0);
+        for _ in 0..10 {
+            b.deposit(Nanos::from_secs(0));
+        }
+        let granted = (0..10)
+            .filter(|_| b.try_withdraw(Nanos::from_secs(1)).is_some())
+            .count();
+        assert_eq!(granted, 5);
+        // At 9.5 s the deposits of slot 0 still count.
+        assert!(b.try_withdraw(Nanos::from_millis(9_500)).is_none());
+        // At 10 s slot 0 (deposits) and later slot 1 (withdrawals) leave the window.
+        assert_eq!(b.deposited(Nanos::from_secs(10)), 0);
+        b.deposit(Nanos::from_secs(10));
+        b.deposit(Nanos::from_secs(10));
+        assert!(
+            b.try_withdraw(Nanos::from_secs(10)).is_none(),
+            "withdrawals of 1 s still count"
+        );
+        assert!(b.try_withdraw(Nanos::from_secs(11)).is_some());
+    }
+
+    #[test]
+    fn refund_gives_back_once() {
+        let b = budget(0.0, 1);
+        let now = Nanos::from_secs(1);
+        let ws: Vec<_> = (0..10).map(|_| b.try_withdraw(now).unwrap()).collect();
+        assert!(b.try_withdraw(now).is_none());
+        b.refund(ws[0]);
+        assert_eq!(b.available(now), 1);
+        assert!(b.try_withdraw(now).is_some());
+        // A refund after the withdrawal aged out gives nothing back twice.
+        let late = Nanos::from_secs(30);
+        assert!(b.try_withdraw(late).is_some());
+        b.refund(ws[1]);
+        assert_eq!(b.available(late), 9);
+    }
+
+    #[test]
+    fn stale_clock_reads_do_not_corrupt() {
+        let b = budget(1.0, 0);
+        b.deposit(Nanos::from_secs(3));
+        // A thread whose clock read is a slot older.
+        b.deposit(Nanos::from_secs(2));
+        assert_eq!(b.deposited(Nanos::from_secs(3)), 2);
+        assert!(b.try_withdraw(Nanos::from_secs(3)).is_some());
+        // Seen from 2 s, the deposit of 3 s is not counted yet: refuse, never overdraw.
+        assert!(b.try_withdraw(Nanos::from_secs(2)).is_none());
+        assert!(b.try_withdraw(Nanos::from_secs(3)).is_some());
+        assert!(b.try_withdraw(Nanos::from_secs(3)).is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! Property tests: the retry budget against a plain reference model, and under
+//! contention.
+
+use buttress_core::Nanos;
+use buttress_core::budget::RetryBudget;
+use proptest::prelude::*;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Advance(u64),
+    Deposit,
+    Withdraw,
+    RefundLast,
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(
+        prop_oneof![
+            2 => (0u64..2_500).prop_map(Op::Advance),
+            5 => Just(Op::Deposit),
+            4 => Just(Op::Withdraw),
+            1 => Just(Op::RefundLast),
+        ],
+        1..300,
+    )
+}
+
+/// The budget as plainly as it can be said: lists of epochs, counted when younger than
+/// `slots` epochs.
+struct Model {
+    slot_ms: u64,
+    slots: u64,
+    ratio_ppm: u128,
+    reserve: u128,
+    deposits: Vec<u64>,
+    withdrawals: Vec<u64>,
+}
+
+impl Model {
+    fn in_window(&self, at: u64, now_ms: u64) -> bool {
+        let e = now_ms / self.slot_ms;
+        at <= e && e - at < self.slots
+    }
+    fn allowance(&self, now_ms: u64) -> u64 {
+        let d = self
+            .deposits
+            .iter()
+            .filter(|&&at| self.in_window(at, now_ms))
+            .count() as u128;
+        ((self.reserve * 1_000_000 + self.ratio_ppm * d) / 1_000_000) as u64
+    }
+    fn used(&self, now_ms: u64) -> u64 {
+        self.withdrawals
+            .iter()
+            .filter(|&&at| self.in_window(at, now_ms))
+            .count() as u64
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn matches_the_reference_model(
+        ops in ops(),
+        ratio_pct in 0u32..150,
+        floor in 0u32..4,
+        slots in 1u32..12,
+        slot_ms in 1u64..1_500,
+    ) {
+        let ttl = Duration::from_millis(slot_ms * u64::from(slots));
+        let budget = RetryBudget::builder()
+            .retry_ratio(f64::from(ratio_pct) / 100.0)
+            .min_retries_per_sec(floor)
+            .ttl(ttl)
+            .slots(slots)
+            .build()
+            .unwrap();
+        let mut model = Model {
+            slot_ms,
+            slots: u64::from(slots),
+            ratio_ppm: u128::from(ratio_pct) * 10_000,
+            reserve: u128::from(floor) * ttl.as_millis() / 1000,
+            deposits: vec![],
+            withdrawals: vec![],
+        };
+        prop_assert_eq!(budget.reserve() as u128, model.reserve);
+        let mut now_ms = 0u64;
+        let mut last = None;
+        for op in ops {
+            let now = Nanos::from_millis(now_ms);
+            let epoch = now_ms / slot_ms;
+            match op {
+                Op::Advance(ms) => now_ms += ms,
+                Op::Deposit => {
+                    budget.deposit(now);
+                    model.deposits.push(epoch);
+                }
+                Op::Withdraw => {
+                    let expect = model.used(now_ms) < model.allowance(now_ms);
+                    let got = budget.try_withdraw(now);
+                    prop_assert_eq!(got.is_some(), expect);
+                    if let Some(w) = got {
+                        model.withdrawals.push(epoch);
+                        last = Some((w, epoch));
+                        // The invariant itself: retries in the window never exceed
+                        // ratio * requests in the window + the floor over a ttl.
+                        prop_assert!(model.used(now_ms) <= model.allowance(now_ms));
+                    }
+                }
+                Op::RefundLast => {
+                    if let Some((w, at)) = last.take() {
+                        budget.refund(w);
+                        let i = model.withdrawals.iter().rposition(|&e| e == at).unwrap();
+                        model.withdrawals.remove(i);
+                    }
+                }
+            }
+            let now = Nanos::from_millis(now_ms);
+            prop_assert_eq!(budget.deposited(now) as usize, model.deposits.iter().filter(|&&at| model.in_window(at, now_ms)).count());
+            prop_assert_eq!(
+                budget.available(now),
+                model.allowance(now_ms).saturating_sub(model.used(now_ms))
+            );
+        }
+    }
+
+    #[test]
+    fn never_overdrawn_by_several_threads(
+        threads in 2usize..5,
+        deposits_per_thread in 0u32..50,
+        withdrawals_per_thread in 1u32..60,
+        ratio_pct in 0u32..100,
+        floor in 0u32..3,
+    ) {
+        let budget = std::sync::Arc::new(
+            RetryBudget::builder()
+                .retry_ratio(f64::from(ratio_pct) / 100.0)
+                .min_retries_per_sec(floor)
+                .build()
+                .unwrap(),
+        );
+        let now = Nanos::from_secs(3);
+        let granted: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let b = budget.clone();
+                    s.spawn(move || {
+                        let mut got = 0u64;
+                        for i in 0..deposits_per_thread.max(withdrawals_per_thread) {
+                            if i < deposits_per_thread {
+                                b.deposit(now);
+                            }
+                            if i < withdrawals_per_thread && b.try_withdraw(now).is_some() {
+                                got += 1;
+                            }
+                        }
+                        got
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        let requests = threads as u64 * u64::from(deposits_per_thread);
+        let bound = (u64::from(ratio_pct) * requests) / 100 + budget.reserve();
+        prop_assert!(granted <= bound, "granted {} bound {}", granted, bound);
+        prop_assert_eq!(budget.available(now), bound - granted);
+    }
+}

@@ -1,0 +1,346 @@
+//! The retry response future: a state machine of calling, waiting and readying.
+
+use super::error::{BudgetExhausted, RetriesExhausted};
+use super::layer::Config;
+use super::policy::{CloneRequest, Decision, Listener, Policy, RetryEvent, RetryReason};
+use crate::error::BoxError;
+use buttress_core::budget::{RetryBudget, Withdrawal};
+use buttress_core::{Clock, Nanos};
+use pin_project_lite::pin_project;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::time::Sleep;
+use tower_service::Service;
+
+pin_project! {
+    /// The future of a [`Retry`](super::Retry) call.
+    ///
+    /// Calling, then (if the policy retries) waiting, readying the inner service again,
+    /// and calling again. The timer lives only in the waiting state: a first attempt
+    /// that succeeds creates no timer and allocates nothing.
+    pub struct ResponseFuture<S, Req, P, C, L>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        // The copy of the request for the next attempt, if there may be one.
+        request: Option<Req>,
+        attempts: Attempts<P, C, L>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // An attempt is in flight.
+        Calling { #[pin] fut: F },
+        // Waiting before the next attempt.
+        Waiting { #[pin] sleep: Sleep },
+        // Waiting for the inner service to be ready for the next attempt.
+        Readying,
+    }
+}
+
+/// Everything a call needs to decide on retries, kept by value in the future.
+pub(crate) struct Attempts<P, C, L> {
+    config: Config,
+    budget: BudgetHold,
+    start: Nanos,
+    made: u32,
+    /// Seeds the jitter of the next retry; each retry draws from
+    /// `SmallRng::seed_from_u64(seed)` and takes the next seed from it.
+    seed: u64,
+    prev_delay: Nanos,
+    policy: P,
+    cloner: C,
+    listener: L,
+}
+
+/// The budget of a call, and the withdrawal for a retry that is waiting: dropped before
+/// the retry is sent (cancelled), the withdrawal is refunded.
+struct BudgetHold {
+    budget: Option<Arc<RetryBudget>>,
+    pending: Option<Withdrawal>,
+}
+
+impl Drop for BudgetHold {
+    #[inline]
+    fn drop(&mut self) {
+        if let (Some(b), Some(w)) = (&self.budget, self.pending.take()) {
+            b.refund(w);
+        }
+    }
+}
+
+/// What to do after an attempt.
+enum Step {
+    Return,
+    Wait(Duration),
+    BudgetRefused,
+}
+
+impl<P, C, L> Attempts<P, C, L> {
+    #[inline]
+    pub(crate) fn new(
+        config: Config,
+        budget: Option<Arc<RetryBudget>>,
+        start: Nanos,
+        seed: u64,
+        policy: P,
+        cloner: C,
+        listener: L,
+    ) -> Self {
+        Attempts {
+            config,
+            budget: BudgetHold {
+                budget,
+                pending: None,
+            },
+            start,
+            made: 1,
+            seed,
+            prev_delay: Nanos::ZERO,
+            policy,
+            cloner,
+            listener,
+        }
+    }
+
+    /// The policy's verdict, or `Return` when no retry is possible at all. Inlined: it
+    /// is the whole of the fast path.
+    #[inline]
+    fn decide<Req, Res>(&self, req: Option<&Req>, result: &Result<Res, BoxError>) -> Decision
+    where
+        P: Policy<Req, Res>,
+    {
+        match req {
+            // Attempts left, and a copy of the request to send.
+            Some(req) if self.made < self.config.max_attempts => self.policy.decide(req, result),
+            // No attempt left, or the request could not be copied: it is final.
+            _ => Decision::Return,
+        }
+    }
+
+    /// After a retrying verdict: the wait, or why there is none.
+    #[inline(never)]
+    fn schedule(&mut self, decision: Decision, is_ok: bool) -> Step
+    where
+        L: Listener,
+    {
+        let (delay, reason) = match decision {
+            Decision::Return => return Step::Return,
+            Decision::Retry => {
+                let mut rng = SmallRng::seed_from_u64(self.seed);
+                let d = self
+                    .config
+                    .backoff
+                    .delay(self.made, self.prev_delay, &mut rng);
+                self.seed = rng.next_u64();
+                self.prev_delay = d;
+                let reason = if is_ok {
+                    RetryReason::Response
+                } else {
+                    RetryReason::Error
+                };
+                (d, reason)
+            }
+            Decision::RetryAfter(wait) => (Nanos::from_duration(wait), RetryReason::Pushback),
+        };
+        if delay > self.config.max_wait {
+            return Step::Return;
+        }
+        let mut now = None;
+        if let Some(deadline) = self.config.deadline {
+            let t = self.config.clock.now();
+            now = Some(t);
+            let ends = self.start + deadline;
+            if t + delay + self.config.min_attempt_time > ends {
+                return Step::Return;
+            }
+        }
+        if let Some(budget) = &self.budget.budget {
+            let t = now.unwrap_or_else(|| self.config.clock.now());
+            match budget.try_withdraw(t) {
+                Some(w) => self.budget.pending = Some(w),
+                None => return Step::BudgetRefused,
+            }
+        }
+        self.listener.on_retry(&RetryEvent {
+            attempt: self.made + 1,
+            delay: delay.as_duration(),
+            reason,
+        });
+        Step::Wait(delay.as_duration())
+    }
+
+    #[inline]
+    fn finish<Res>(
+        &self,
+        result: Result<Res, BoxError>,
+        budget_refused: bool,
+    ) -> Result<Res, BoxError> {
+        result.map_err(|e| {
+            if budget_refused {
+                Box::new(BudgetExhausted::after(self.made, e)) as BoxError
+            } else if self.made > 1 {
+                Box::new(RetriesExhausted::new(self.made, e)) as BoxError
+            } else {
+                e
+            }
+        })
+    }
+}
+
+impl<S, Req, P, C, L> ResponseFuture<S, Req, P, C, L>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        fut: S::Future,
+        service: S,
+        request: Option<Req>,
+        attempts: Attempts<P, C, L>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { fut },
+            service,
+            request,
+            attempts,
+        }
+    }
+}
+
+impl<S, Req, P, C, L> ResponseFuture<S, Req, P, C, L>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response>,
+    C: CloneRequest<Req>,
+    L: Listener,
+{
+    /// After an attempt the policy wants retried: start waiting (`None`), or the final
+    /// result when no retry can be made.
+    #[inline(never)]
+    fn after_attempt(
+        self: Pin<&mut Self>,
+        result: Result<S::Response, BoxError>,
+        decision: Decision,
+    ) -> Option<Result<S::Response, BoxError>> {
+        let mut this = self.project();
+        match this.attempts.schedule(decision, result.is_ok()) {
+            Step::Return => Some(this.attempts.finish(result, false)),
+            Step::BudgetRefused => Some(this.attempts.finish(result, true)),
+            Step::Wait(delay) => {
+                this.state.set(State::Waiting {
+                    sleep: tokio::time::sleep(delay),
+                });
+                None
+            }
+        }
+    }
+
+    /// Everything after the first attempt's result: kept out of line so that the fast
+    /// path stays small enough to inline.
+    #[inline(never)]
+    fn poll_retrying(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, BoxError>> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Calling { fut } => {
+                    let result = ready!(fut.poll(cx)).map_err(Into::into);
+                    let decision = this.attempts.decide(this.request.as_ref(), &result);
+                    if decision == Decision::Return {
+                        return Poll::Ready(this.attempts.finish(result, false));
+                    }
+                    if let Some(out) = self.as_mut().after_attempt(result, decision) {
+                        return Poll::Ready(out);
+                    }
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                        let e: BoxError = e.into();
+                        // The retry is not sent: give its withdrawal back.
+                        if let (Some(b), Some(w)) = (
+                            &this.attempts.budget.budget,
+                            this.attempts.budget.pending.take(),
+                        ) {
+                            b.refund(w);
+                        }
+                        return Poll::Ready(Err(Box::new(RetriesExhausted::new(
+                            this.attempts.made,
+                            e,
+                        ))));
+                    }
+                    // `schedule` only waits when there is a copy of the request.
+                    let Some(req) = this.request.take() else {
+                        unreachable!("a retry is only scheduled with a copy of the request")
+                    };
+                    this.attempts.made += 1;
+                    if this.attempts.made < this.attempts.config.max_attempts {
+                        *this.request = this.attempts.cloner.clone_request(&req);
+                    }
+                    // The retry is sent: its withdrawal is spent.
+                    this.attempts.budget.pending = None;
+                    let fut = this.service.call(req);
+                    this.state.set(State::Calling { fut });
+                }
+            }
+        }
+    }
+}
+
+impl<S, Req, P, C, L> Future for ResponseFuture<S, Req, P, C, L>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response>,
+    C: CloneRequest<Req>,
+    L: Listener,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The fast path: the first attempt's result, final by the policy.
+        let this = self.as_mut().project();
+        if this.attempts.made == 1 {
+            if let StateProj::Calling { fut } = this.state.project() {
+                let result = ready!(fut.poll(cx)).map_err(Into::into);
+                let decision = this.attempts.decide(this.request.as_ref(), &result);
+                if decision == Decision::Return {
+                    return Poll::Ready(this.attempts.finish(result, false));
+                }
+                if let Some(out) = self.as_mut().after_attempt(result, decision) {
+                    return Poll::Ready(out);
+                }
+            }
+        }
+        self.poll_retrying(cx)
+    }
+}
+
+impl<S, Req, P, C, L> fmt::Debug for ResponseFuture<S, Req, P, C, L>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempts", &self.attempts.made)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,379 @@
+//! The retry layer's configuration.
+
+use super::policy::{ByClone, DefaultPolicy, NoListener};
+use super::service::Retry;
+use crate::clock::TokioClock;
+use buttress_core::backoff::Backoff;
+use buttress_core::budget::RetryBudget;
+use buttress_core::{ConfigError, Nanos};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// The settings every service of one layer shares, copied by value into each response
+/// future (they are plain data).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) max_wait: Nanos,
+    /// The overall deadline, from the call, if any.
+    pub(crate) deadline: Option<Nanos>,
+    /// How long an attempt needs at least: none starts unless this fits before the
+    /// deadline.
+    pub(crate) min_attempt_time: Nanos,
+    pub(crate) clock: TokioClock,
+    /// Whether a call must read the clock (for the budget or the deadline).
+    pub(crate) needs_clock: bool,
+}
+
+/// What the services of one layer share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
+    seed: u64,
+    streams: AtomicU64,
+}
+
+impl Shared {
+    /// The seed of a new service (made by the layer or cloned): the `k`-th gets
+    /// `seed + k * STREAM_GAP`, so the first service's first call draws from `seed`.
+    pub(crate) fn next_seed(&self) -> u64 {
+        // Relaxed: only uniqueness matters, which a read-modify-write gives.
+        let k = self.streams.fetch_add(1, Ordering::Relaxed);
+        self.seed.wrapping_add(k.wrapping_mul(STREAM_GAP))
+    }
+}
+
+/// Spacing between the seed streams of services (an odd constant, so that streams do
+/// not meet for 2^64 services).
+const STREAM_GAP: u64 = 0xD1B5_4A32_D192_ED03;
+
+/// Retries failed calls with backoff, jitter, pushback and a retry budget.
+///
+/// Built with [`RetryLayer::builder`]; see the [module docs](super) for the behaviour.
+/// Every service the layer makes, and every clone of those, shares the layer's budget.
+pub struct RetryLayer<P = DefaultPolicy, C = ByClone, L = NoListener> {
+    shared: Arc<Shared>,
+    policy: P,
+    cloner: C,
+    listener: L,
+}
+
+impl<P: Clone, C: Clone, L: Clone> Clone for RetryLayer<P, C, L> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            shared: self.shared.clone(),
+            policy: self.policy.clone(),
+            cloner: self.cloner.clone(),
+            listener: self.listener.clone(),
+        }
+    }
+}
+
+impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayer<P, C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("config", &self.shared.config)
+            .field("budget", &self.shared.budget)
+            .field("policy", &self.policy)
+            .field("clone_request", &self.cloner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryLayer {
+    /// A builder with the defaults: 3 attempts, exponential backoff from 50 ms doubling
+    /// up to 5 s with full jitter, the default budget (20% of requests plus 10 retries
+    /// per second over 10 s), no deadline, waits of at most 30 s, [`DefaultPolicy`],
+    /// requests copied with `Clone`.
+    pub fn builder() -> RetryLayerBuilder {
+        RetryLayerBuilder {
+            max_attempts: 3,
+            backoff: None,
+            budget: BudgetChoice::Default,
+            deadline: None,
+            min_attempt_time: Duration::ZERO,
+            max_wait: Duration::from_secs(30),
+            seed: None,
+            policy: DefaultPolicy,
+            cloner: ByClone,
+            listener: NoListener,
+        }
+    }
+}
+
+impl<P, C, L> RetryLayer<P, C, L> {
+    /// The budget the layer's services spend, if any (to observe it; its time is the
+    /// layer's clock, which started when the layer was built).
+    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.shared.budget.as_ref()
+    }
+}
+
+impl<S, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
+    type Service = Retry<S, P, C, L>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::new(
+            inner,
+            self.shared.clone(),
+            self.policy.clone(),
+            self.cloner.clone(),
+            self.listener.clone(),
+        )
+    }
+}
+
+#[derive(Debug)]
+enum BudgetChoice {
+    Default,
+    None,
+    Given(Arc<RetryBudget>),
+}
+
+/// Configures a [`RetryLayer`]; [`build`](Self::build) validates it.
+pub struct RetryLayerBuilder<P = DefaultPolicy, C = ByClone, L = NoListener> {
+    max_attempts: u32,
+    backoff: Option<Backoff>,
+    budget: BudgetChoice,
+    deadline: Option<Duration>,
+    min_attempt_time: Duration,
+    max_wait: Duration,
+    seed: Option<u64>,
+    policy: P,
+    cloner: C,
+    listener: L,
+}
+
+impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayerBuilder<P, C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayerBuilder")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("budget", &self.budget)
+            .field("deadline", &self.deadline)
+            .field("max_wait", &self.max_wait)
+            .field("policy", &self.policy)
+            .field("clone_request", &self.cloner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, C, L> RetryLayerBuilder<P, C, L> {
+    /// How many attempts at most, the first call included (default 3; at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The delay schedule between attempts (default: exponential from 50 ms, doubling,
+    /// capped at 5 s, full jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Spend this budget. It belongs to the layer: every service the layer (or a clone
+    /// of it) makes spends it, and its time is the layer's clock. For one budget per
+    /// backend, build one layer per backend and clone it.
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = BudgetChoice::Given(Arc::new(budget));
+        self
+    }
+
+    /// No budget: retries are limited only by `max_attempts` (and the deadline). Then a
+    /// call reads no clock unless a deadline is set.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = BudgetChoice::None;
+        self
+    }
+
+    /// An overall deadline, from the call: no attempt starts that cannot start (and
+    /// have [`min_attempt_time`](Self::min_attempt_time)) before it. The attempt in
+    /// flight is not cut short: put a timeout outside the retry for that.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How long an attempt needs at least (default zero); with a deadline, a retry is
+    /// not started unless its wait plus this ends before the deadline.
+    pub fn min_attempt_time(mut self, d: Duration) -> Self {
+        self.min_attempt_time = d;
+        self
+    }
+
+    /// The longest single wait (default 30 s): a pushback or delay longer than this
+    /// ends the retries instead of being waited.
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Seeds the jitter. The first call of the first service the layer makes draws its
+    /// first delay from `rng = SmallRng::seed_from_u64(seed)`, and each next delay from
+    /// `SmallRng::seed_from_u64(rng.next_u64())` of the one before. Without it the seed
+    /// is random.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// What is retried (default [`DefaultPolicy`]).
+    pub fn policy<P2>(self, policy: P2) -> RetryLayerBuilder<P2, C, L> {
+        RetryLayerBuilder {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            budget: self.budget,
+            deadline: self.deadline,
+            min_attempt_time: self.min_attempt_time,
+            max_wait: self.max_wait,
+            seed: self.seed,
+            policy,
+            cloner: self.cloner,
+            listener: self.listener,
+        }
+    }
+
+    /// How a request is copied for a retry (default [`ByClone`]).
+    pub fn clone_request<C2>(self, cloner: C2) -> RetryLayerBuilder<P, C2, L> {
+        RetryLayerBuilder {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            budget: self.budget,
+            deadline: self.deadline,
+            min_attempt_time: self.min_attempt_time,
+            max_wait: self.max_wait,
+            seed: self.seed,
+            policy: self.policy,
+            cloner,
+            listener: self.listener,
+        }
+    }
+
+    /// Who hears about each retry (default [`NoListener`], which costs nothing).
+    pub fn listener<L2>(self, listener: L2) -> RetryLayerBuilder<P, C, L2> {
+        RetryLayerBuilder {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            budget: self.budget,
+            deadline: self.deadline,
+            min_attempt_time: self.min_attempt_time,
+            max_wait: self.max_wait,
+            seed: self.seed,
+            policy: self.policy,
+            cloner: self.cloner,
+            listener,
+        }
+    }
+
+    /// The layer, or the first refused field.
+    pub fn build(self) -> Result<RetryLayer<P, C, L>, ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "max_attempts",
+                "must be at least 1 (the first call counts)",
+            ));
+        }
+        if self.deadline == Some(Duration::ZERO) {
+            return Err(ConfigError::new("deadline", "must be greater than zero"));
+        }
+        if let Some(deadline) = self.deadline {
+            if self.min_attempt_time >= deadline {
+                return Err(ConfigError::new(
+                    "min_attempt_time",
+                    format!("must be shorter than the deadline ({deadline:?})"),
+                ));
+            }
+        }
+        let backoff = match self.backoff {
+            Some(b) => b,
+            None => Backoff::exponential(Duration::from_millis(50), 2.0)?
+                .with_cap(Duration::from_secs(5)),
+        };
+        let budget = match self.budget {
+            BudgetChoice::Default => Some(Arc::new(RetryBudget::builder().build()?)),
+            BudgetChoice::None => None,
+            BudgetChoice::Given(b) => Some(b),
+        };
+        let config = Config {
+            max_attempts: self.max_attempts,
+            backoff,
+            max_wait: Nanos::from_duration(self.max_wait),
+            deadline: self.deadline.map(Nanos::from_duration),
+            min_attempt_time: Nanos::from_duration(self.min_attempt_time),
+            clock: TokioClock::new(),
+            needs_clock: budget.is_some() || self.deadline.is_some(),
+        };
+        Ok(RetryLayer {
+            shared: Arc::new(Shared {
+                config,
+                budget,
+                seed: self.seed.unwrap_or_else(random_seed),
+                streams: AtomicU64::new(0),
+            }),
+            policy: self.policy,
+            cloner: self.cloner,
+            listener: self.listener,
+        })
+    }
+}
+
+/// A seed from the operating system, or (should it fail) from the system time and the
+/// address of a local: build time only, never on the hot path.
+fn random_seed() -> u64 {
+    use rand::{RngCore, SeedableRng};
+    match rand::rngs::SmallRng::try_from_os_rng() {
+        Ok(mut rng) => rng.next_u64(),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let local = 0u8;
+            t ^ (&local as *const u8 as u64).rotate_left(32)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bad_config() {
+        let field = |b: RetryLayerBuilder| b.build().unwrap_err().field();
+        assert_eq!(field(RetryLayer::builder().max_attempts(0)), "max_attempts");
+        assert_eq!(
+            field(RetryLayer::builder().deadline(Duration::ZERO)),
+            "deadline"
+        );
+        assert_eq!(
+            field(
+                RetryLayer::builder()
+                    .deadline(Duration::from_secs(1))
+                    .min_attempt_time(Duration::from_secs(1))
+            ),
+            "min_attempt_time"
+        );
+        assert!(RetryLayer::builder().build().unwrap().budget().is_some());
+        assert!(
+            RetryLayer::builder()
+                .no_budget()
+                .build()
+                .unwrap()
+                .budget()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn seeds_are_distinct_per_service() {
+        let layer = RetryLayer::builder().seed(7).build().unwrap();
+        assert_eq!(layer.shared.next_seed(), 7);
+        assert_ne!(layer.shared.next_seed(), 7);
+    }
+}

@@ -1,0 +1,141 @@
+//! The retry service.
+
+use super::future::{Attempts, ResponseFuture};
+use super::layer::Shared;
+use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
+use crate::error::BoxError;
+use buttress_core::{Clock, Nanos};
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// Retries the calls of `S`; made by [`RetryLayer`](super::RetryLayer).
+pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
+    inner: S,
+    shared: Arc<Shared>,
+    policy: P,
+    cloner: C,
+    listener: L,
+    /// The jitter seed of the next call; advanced by a constant per call.
+    seed: u64,
+}
+
+/// Spacing between the seeds of consecutive calls of one service (the golden ratio;
+/// `SmallRng::seed_from_u64` mixes the seed further).
+const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl<S, P, C, L> Retry<S, P, C, L> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, policy: P, cloner: C, listener: L) -> Self {
+        let seed = shared.next_seed();
+        Retry {
+            inner,
+            shared,
+            policy,
+            cloner,
+            listener,
+            seed,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, owned.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
+    /// A clone shares the budget and draws jitter from its own seed stream.
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            seed: self.shared.next_seed(),
+            shared: self.shared.clone(),
+            policy: self.policy.clone(),
+            cloner: self.cloner.clone(),
+            listener: self.listener.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for Retry<S, P, C, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("config", &self.shared.config)
+            .field("policy", &self.policy)
+            .field("clone_request", &self.cloner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, P, C, L> Service<Req> for Retry<S, P, C, L>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    P: Policy<Req, S::Response> + Clone,
+    C: CloneRequest<Req> + Clone,
+    L: Listener + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, P, C, L>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        let config = &self.shared.config;
+        // One clock read, and only when the budget or the deadline needs it.
+        let start = if config.needs_clock {
+            config.clock.now()
+        } else {
+            Nanos::ZERO
+        };
+        let budget = match &self.shared.budget {
+            Some(b) => {
+                b.deposit(start);
+                Some(b.clone())
+            }
+            None => None,
+        };
+        let next = if config.max_attempts > 1 {
+            self.cloner.clone_request(&req)
+        } else {
+            None
+        };
+        let seed = self.seed;
+        self.seed = self.seed.wrapping_add(CALL_GAP);
+        // Call the service that was made ready; keep a clone for the next call.
+        let clone = self.inner.clone();
+        let mut svc = std::mem::replace(&mut self.inner, clone);
+        let fut = svc.call(req);
+        ResponseFuture::new(
+            fut,
+            svc,
+            next,
+            Attempts::new(
+                *config,
+                budget,
+                start,
+                seed,
+                self.policy.clone(),
+                self.cloner.clone(),
+                self.listener.clone(),
+            ),
+        )
+    }
+}
