@@ -121,6 +121,59 @@ const GOVERNOR: &str = "governor 0.10.4";
 const FAILSAFE: &str = "failsafe 1.3.0";
 const RECLOSER: &str = "recloser 1.4.0";
 
+/// The buttress rows over one workload: each layer alone, then the full pipeline.
+/// A macro rather than a function: each row's service type is different, and a
+/// generic function would have to restate every layer's `Service` bounds.
+macro_rules! buttress_rows {
+    ($v:expr, $workload:expr, $bare:expr, $req:expr) => {{
+        let v = &mut *$v;
+        v.visit(
+            row(
+                $workload,
+                "buttress_retry",
+                BUTTRESS,
+                "retry, first attempt succeeds, no budget",
+            ),
+            buttress_retry(false).layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_retry_budget",
+                BUTTRESS,
+                "retry, first attempt succeeds, default budget",
+            ),
+            buttress_retry(true).layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_timeout",
+                BUTTRESS,
+                "timeout, ready at once",
+            ),
+            buttress_timeout().layer($bare),
+            $req,
+        );
+    }};
+}
+
+const BUTTRESS: &str = "buttress";
+
+/// Retry: 3 attempts (as the peers' rows), default backoff and policy; with the
+/// default budget (20% of requests plus 10 per second) or none.
+fn buttress_retry(budget: bool) -> buttress::retry::RetryLayer {
+    let builder = buttress::retry::RetryLayer::builder().max_attempts(3);
+    let builder = if budget { builder } else { builder.no_budget() };
+    builder.build().expect("a valid retry")
+}
+
+fn buttress_timeout() -> buttress::timeout::TimeoutLayer {
+    buttress::timeout::TimeoutLayer::new(LONG).expect("a valid timeout")
+}
+
 /// Every row, in report order. Call it inside a tokio runtime context
 /// (`Runtime::enter`): some rows need one to be built.
 pub fn visit_all<V: Visit>(v: &mut V) {
@@ -132,6 +185,7 @@ pub fn visit_all<V: Visit>(v: &mut V) {
         Bare,
         trivial_req,
     );
+    buttress_rows!(v, Trivial, Bare, trivial_req);
 
     // ---- peers ---------------------------------------------------------------------
     trivial_peers(v);
@@ -142,6 +196,7 @@ pub fn visit_all<V: Visit>(v: &mut V) {
         HttpBare,
         http_req,
     );
+    buttress_rows!(v, Http, HttpBare, http_req);
 }
 
 fn trivial_peers<V: Visit>(v: &mut V) {
