@@ -39,9 +39,18 @@
 //!
 //! In axum, give [`handle_error`] to `HandleErrorLayer`; [`ErrorResponse`] implements
 //! axum's `IntoResponse`.
+//!
+//! On the client side, [`replay`] makes request bodies replayable so that a retry can
+//! send a request again ([`BufferRequestBodyLayer`], [`ReplayBody`]), and says which
+//! requests may be sent again ([`is_idempotent`], [`clone_for_retry`], [`ReplayPolicy`]).
 
 mod classify;
+pub mod replay;
 mod response;
 
 pub use classify::{HttpClassifier, StatusFn};
+pub use replay::{
+    BufferRequestBody, BufferRequestBodyLayer, ReplayBody, ReplayPolicy, clone_for_retry,
+    clone_request, is_idempotent,
+};
 pub use response::{ErrorResponse, error_response, handle_error};

@@ -1,1 +1,810 @@
-//! See the crate docs.
+//! The circuit-breaker state machine: lock-free, allocation-free, clock-free.
+//!
+//! A [`Breaker`] is `Closed` while its window's failure and slow-call rates stay under
+//! their thresholds. Once the window holds at least `minimum_calls` outcomes and a rate
+//! reaches its threshold (inclusive), it opens: calls are rejected with a
+//! `retry_after`. The first call after the open wait moves it to `HalfOpen`, where at
+//! most `permitted_calls_in_half_open` probes go through; when that many have reported,
+//! it closes if their rates are under the thresholds and opens again otherwise, with an
+//! open wait that grows with each consecutive re-open (capped, optionally jittered)
+//! and goes back to its first value once closed. `ForcedOpen` and `Disabled` are set
+//! by hand and left by [`Breaker::reset`].
+//!
+//! Every admitted call holds a [`Permit`]: [`Permit::record`] reports its outcome, and
+//! dropping it unreported (a cancelled call, a panic) counts nothing and gives back a
+//! half-open probe slot. Every transition starts a new generation, and an outcome is
+//! only counted in the generation its permit was issued in.
+//!
+//! The breaker never reads a clock: each operation takes a closure giving the time,
+//! called at most once and only when the configuration or the state needs it (never
+//! for a closed breaker with a count window and no slow-call tracking).
+//!
+//! ```
+//! use buttress_core::breaker::{Breaker, BreakerConfig, Outcome, State};
+//! use buttress_core::{ManualClock, Clock};
+//! use std::{sync::Arc, time::Duration};
+//!
+//! let config = BreakerConfig::builder()
+//!     .count_window(4)
+//!     .minimum_calls(4)
+//!     .failure_rate_threshold(50.0)
+//!     .wait_in_open(Duration::from_secs(10))
+//!     .permitted_calls_in_half_open(1)
+//!     .build()?;
+//! let breaker = Arc::new(Breaker::new(config));
+//! let clock = ManualClock::new();
+//! let now = || clock.now();
+//!
+//! for outcome in [Outcome::Success, Outcome::Failure, Outcome::Success, Outcome::Failure] {
+//!     breaker.acquire(now).expect("closed").record(outcome, now);
+//! }
+//! assert_eq!(breaker.state(), State::Open); // 2 of 4 failed: 50 % >= 50 %
+//! let rejected = breaker.acquire(now).unwrap_err();
+//! assert_eq!(rejected.retry_after(), Some(Duration::from_secs(10)));
+//!
+//! clock.advance(Duration::from_secs(10));
+//! let probe = breaker.acquire(now).expect("the first call after the wait probes");
+//! assert_eq!(breaker.state(), State::HalfOpen);
+//! probe.record(Outcome::Success, now);
+//! assert_eq!(breaker.state(), State::Closed);
+//! # Ok::<(), buttress_core::ConfigError>(())
+//! ```
+//!
+//! ## Memory orderings
+//!
+//! The state word is the only thing decisions are made on; it is loaded with `Acquire`
+//! and replaced by `AcqRel` compare-and-swaps, so that a thread acting on a new state
+//! also sees what the thread that made the transition did before it (the window it
+//! cleared). The deadline word is keyed by generation (see [`Breaker`]) and needs no
+//! ordering with the state word for correctness: a reader that finds another
+//! generation's deadline treats the deadline as not published yet. The windows'
+//! counters are statistics and use `Relaxed` (see the `window` module).
+
+mod config;
+mod state;
+mod window;
+
+pub use config::{BreakerConfig, BreakerConfigBuilder, WindowKind};
+pub use state::State;
+
+use crate::Nanos;
+use crate::sync::{AtomicU64, Ordering};
+use state::{GEN_MASK, Word};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+use window::{CountWindow, Counts, Padded, TimeWindow, Window};
+
+/// The verdict on one admitted call, as reported to [`Permit::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed.
+    Failure,
+    /// Not counted; a half-open probe slot is given back.
+    Ignored,
+}
+
+/// A state transition, as given to the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition<'a> {
+    /// The breaker's name, if it was given one.
+    pub name: Option<&'a str>,
+    /// The state left.
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// When, on the clock the breaker is driven by.
+    pub at: Nanos,
+    /// The generation entered (24 bits, wrapping).
+    pub generation: u32,
+}
+
+/// A callback run on every state transition, on the thread that made it.
+pub type Listener = Arc<dyn Fn(&Transition<'_>) + Send + Sync>;
+
+/// The breaker refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    retry_after: Option<Nanos>,
+}
+
+impl Rejected {
+    /// How long until a probe may go, when known (open: the rest of the wait; forced
+    /// open or half-open with every probe slot taken: unknown).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after.map(Nanos::as_duration)
+    }
+}
+
+/// A snapshot of the breaker's window and counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    /// The state.
+    pub state: State,
+    /// Outcomes in the window.
+    pub calls: u64,
+    /// Failures among them.
+    pub failures: u64,
+    /// Slow calls among them.
+    pub slow_calls: u64,
+    /// `failures / calls` in percent (0 for an empty window).
+    pub failure_rate: f64,
+    /// `slow_calls / calls` in percent (0 for an empty window).
+    pub slow_call_rate: f64,
+    /// Calls rejected since the breaker was made.
+    pub not_permitted: u64,
+    /// The current generation.
+    pub generation: u32,
+}
+
+/// The time, read at most once, and only if asked for.
+struct LazyNow<F> {
+    f: Option<F>,
+    at: Nanos,
+}
+
+impl<F: FnOnce() -> Nanos> LazyNow<F> {
+    #[inline]
+    fn new(f: F) -> Self {
+        LazyNow {
+            f: Some(f),
+            at: Nanos::ZERO,
+        }
+    }
+
+    #[inline]
+    fn get(&mut self) -> Nanos {
+        if let Some(f) = self.f.take() {
+            self.at = f();
+        }
+        self.at
+    }
+}
+
+/// Deadline word layout: `generation & 0xffff` in bits 48..64, the deadline in whole
+/// microseconds (rounded up, saturating at 2^48 - 1, about 8.9 years after the clock's
+/// origin, which is read as "never") in bits 0..48. In `Open` it is when the first probe may go; in `HalfOpen` when unreported
+/// probes stop blocking a re-open.
+const DEADLINE_BITS: u32 = 48;
+const DEADLINE_MASK: u64 = (1 << DEADLINE_BITS) - 1;
+
+fn pack_deadline(generation: u32, at: Nanos) -> u64 {
+    let micros = at.as_u64().div_ceil(1_000).min(DEADLINE_MASK);
+    ((generation as u64 & 0xffff) << DEADLINE_BITS) | micros
+}
+
+/// What an acquire attempt decided for one observed state word.
+enum Step {
+    Admit,
+    Reject(Option<Nanos>),
+    /// Swap in the new word; admit (with a probe slot when `probe`) or reject after.
+    Move {
+        next: Word,
+        admit: bool,
+    },
+}
+
+/// The circuit breaker's shared state: one per breaker, behind an `Arc`.
+///
+/// Two atomic words: the state word (layout at `state::Word`) and a deadline word
+/// (`generation & 0xffff` in bits 48..64, a deadline in microseconds in bits 0..48),
+/// written by the thread that made the transition right after its CAS. Plus the window
+/// and a rejection counter.
+pub struct Breaker {
+    /// Read on every call, written on transitions only: on lines of their own, away
+    /// from the counters written on every call (and from the `Arc`'s counts).
+    state: Padded<AtomicU64>,
+    deadline: AtomicU64,
+    window: Window,
+    not_permitted: Padded<AtomicU64>,
+    config: BreakerConfig,
+    name: Option<Arc<str>>,
+    listener: Option<Listener>,
+    seed: u64,
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .field("config", &self.config)
+            .field("listener", &self.listener.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Breaker {
+    /// A closed breaker with an empty window.
+    pub fn new(config: BreakerConfig) -> Self {
+        let window = match config.window {
+            WindowKind::Count { calls } => Window::Count(CountWindow::new(calls)),
+            WindowKind::Time { duration, buckets } => {
+                Window::Time(TimeWindow::new(duration, buckets))
+            }
+        };
+        Breaker {
+            state: Padded(AtomicU64::new(Word::INITIAL.0)),
+            deadline: AtomicU64::new(0),
+            window,
+            not_permitted: Padded(AtomicU64::new(0)),
+            config,
+            name: None,
+            listener: None,
+            // A per-breaker random seed for the open-wait jitter, from std's hasher keys.
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x6a09_e667_u64),
+        }
+    }
+
+    /// Names the breaker (for the listener, logs and metrics).
+    pub fn with_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Calls `listener` on every transition, on the thread that made it. Without one,
+    /// a transition costs nothing more than its compare-and-swap.
+    pub fn with_listener(mut self, listener: Listener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Fixes the jitter seed (for reproducible tests).
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// Whether [`acquire`](Self::acquire) needs the time even in the closed state
+    /// (slow calls are tracked, so the permit remembers when the call started).
+    pub fn times_calls(&self) -> bool {
+        self.config.slow_call_duration.is_some()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.load().state()
+    }
+
+    #[inline]
+    fn load(&self) -> Word {
+        // Acquire: see the module docs (pairs with the AcqRel CAS of each transition).
+        Word(self.state.load(Ordering::Acquire))
+    }
+
+    /// Asks to make a call. `now` is called at most once: when slow calls are tracked,
+    /// or when the breaker is open or has every probe slot taken.
+    #[inline]
+    pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit, Rejected> {
+        let mut now = LazyNow::new(now);
+        let started_at = if self.times_calls() {
+            now.get()
+        } else {
+            Nanos::ZERO
+        };
+        let mut cur = self.load();
+        loop {
+            let next = match self.decide_acquire(cur, &mut now) {
+                Step::Admit => return Ok(self.permit(cur.generation(), started_at, false)),
+                Step::Reject(retry_after) => return Err(self.reject(retry_after)),
+                Step::Move { next, .. } => next,
+            };
+            // AcqRel: success publishes the new state (Release) after having read the
+            // one it replaces (Acquire); failure re-reads with Acquire like `load`.
+            match self.state.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if next.generation() != cur.generation() {
+                        self.after_transition(cur, next, now.get());
+                    }
+                    return match next.state() {
+                        State::HalfOpen => Ok(self.permit(next.generation(), started_at, true)),
+                        _ => Err(self.reject(self.deadline_of(next).map(|d| d - now.get()))),
+                    };
+                }
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    /// The pure part of acquire: what to do in state `cur` at time `now` (read lazily).
+    #[inline]
+    fn decide_acquire<F: FnOnce() -> Nanos>(&self, cur: Word, now: &mut LazyNow<F>) -> Step {
+        match cur.state() {
+            State::Closed | State::Disabled => Step::Admit,
+            State::ForcedOpen => Step::Reject(None),
+            State::Open => match self.deadline_of(cur) {
+                // The transition's deadline is not published yet: still waiting.
+                None => Step::Reject(None),
+                // `Nanos::MAX` is "never", even at the end of time.
+                Some(d) if d == Nanos::MAX || now.get() < d => Step::Reject(Some(d - now.get())),
+                Some(_) => Step::Move {
+                    next: cur
+                        .next(State::HalfOpen, cur.reopens())
+                        .with_probes(1, 0, 0, 0),
+                    admit: true,
+                },
+            },
+            State::HalfOpen => {
+                if cur.issued() < self.config.permitted_calls_in_half_open {
+                    Step::Move {
+                        next: cur.with_probes(
+                            cur.issued() + 1,
+                            cur.done(),
+                            cur.failed(),
+                            cur.slow(),
+                        ),
+                        admit: true,
+                    }
+                } else {
+                    match self.deadline_of(cur) {
+                        Some(d) if d != Nanos::MAX && now.get() >= d => Step::Move {
+                            next: cur.next(State::Open, cur.reopens() + 1),
+                            admit: false,
+                        },
+                        _ => Step::Reject(None),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a call made now would be rejected, without changing anything: what the
+    /// layer's `poll_ready` asks before deciding not to poll the inner service.
+    #[inline]
+    pub fn would_reject<F: FnOnce() -> Nanos>(&self, now: F) -> bool {
+        let mut now = LazyNow::new(now);
+        let cur = self.load();
+        match self.decide_acquire(cur, &mut now) {
+            Step::Admit => false,
+            Step::Reject(_) => true,
+            Step::Move { admit, .. } => !admit,
+        }
+    }
+
+    #[inline]
+    fn permit(self: &Arc<Self>, generation: u32, started_at: Nanos, probe: bool) -> Permit {
+        Permit {
+            held: Some(Held {
+                breaker: Arc::clone(self),
+                started_at,
+                meta: generation as u64 | if probe { PROBE } else { 0 },
+            }),
+        }
+    }
+
+    #[cold]
+    fn reject(&self, retry_after: Option<Nanos>) -> Rejected {
+        // Relaxed: a statistic, read only for metrics.
+        self.not_permitted.fetch_add(1, Ordering::Relaxed);
+        Rejected { retry_after }
+    }
+
+    /// The deadline published for `w`'s generation, if it is published yet.
+    #[inline]
+    fn deadline_of(&self, w: Word) -> Option<Nanos> {
+        // Acquire pairs with the Release store in `after_transition`; the generation
+        // key is what makes a stale value harmless.
+        let d = self.deadline.load(Ordering::Acquire);
+        if (d >> DEADLINE_BITS) as u32 != w.generation() & 0xffff {
+            return None;
+        }
+        match d & DEADLINE_MASK {
+            // Saturated: "never" (a wait past the field's 8.9 years).
+            DEADLINE_MASK => Some(Nanos::MAX),
+            micros => Some(Nanos::from_micros(micros)),
+        }
+    }
+
+    /// The open wait for a breaker entering `Open` as `w`.
+    fn open_wait(&self, w: Word) -> Nanos {
+        if self.config.open_jitter == 0.0 {
+            return self.config.open_wait(w.reopens());
+        }
+        // splitmix64 of the seed and the generation: a uniform draw in [0, 1).
+        let mut z = self.seed ^ (w.generation() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+        self.config.jittered_open_wait(w.reopens(), u)
+    }
+
+    /// Side effects of a transition won by this thread: the deadline, the window, the
+    /// listener.
+    #[cold]
+    fn after_transition(&self, from: Word, to: Word, at: Nanos) {
+        let deadline = match to.state() {
+            State::Open => Some(at + self.open_wait(to)),
+            State::HalfOpen => Some(match self.config.max_wait_in_half_open {
+                Some(w) => at + w,
+                None => Nanos::MAX,
+            }),
+            _ => None,
+        };
+        if let Some(d) = deadline {
+            // Release: pairs with the Acquire load in `deadline_of`.
+            self.deadline
+                .store(pack_deadline(to.generation(), d), Ordering::Release);
+        }
+        if from.state() == State::Closed {
+            self.window.clear();
+        }
+        if let Some(listener) = &self.listener {
+            listener(&Transition {
+                name: self.name.as_deref(),
+                from: from.state(),
+                to: to.state(),
+                at,
+                generation: to.generation(),
+            });
+        }
+    }
+
+    /// Whether the window trips the breaker: at least `minimum_calls` outcomes, and a
+    /// rate at or above its threshold.
+    #[inline]
+    fn trips(&self, c: Counts) -> bool {
+        c.calls >= self.config.minimum_calls as u64 && self.rates_reach(c)
+    }
+
+    /// Whether a rate is at or above its threshold (thresholds are in hundredths of a
+    /// percent, so the comparison is exact integer arithmetic). The slow rate only
+    /// counts when slow calls are tracked.
+    #[inline]
+    fn rates_reach(&self, c: Counts) -> bool {
+        c.failures * 10_000 >= self.config.failure_bp * c.calls
+            || (self.times_calls() && c.slow * 10_000 >= self.config.slow_bp * c.calls)
+    }
+
+    #[inline]
+    fn record(&self, p: &Held, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+        let mut now = LazyNow::new(now);
+        let cur = self.load();
+        if cur.generation() != p.generation() {
+            // Fenced: the permit belongs to an earlier generation.
+            return;
+        }
+        if outcome == Outcome::Ignored {
+            if p.is_probe() {
+                self.release_probe(p.generation());
+            }
+            return;
+        }
+        let failed = outcome == Outcome::Failure;
+        let slow = match self.config.slow_call_duration {
+            Some(limit) => now.get().saturating_sub(p.started_at) >= limit,
+            None => false,
+        };
+        match cur.state() {
+            State::Closed => {
+                let at = if self.window.needs_time() {
+                    now.get()
+                } else {
+                    Nanos::ZERO
+                };
+                if let Some(counts) = self.window.record(failed, slow, at) {
+                    if self.trips(counts) {
+                        self.trip(p.generation(), &mut now);
+                    }
+                }
+            }
+            State::HalfOpen => self.record_probe(p.generation(), failed, slow, &mut now),
+            // Disabled counts nothing; Open and ForcedOpen never issue permits.
+            _ => {}
+        }
+    }
+
+    #[cold]
+    fn trip<F: FnOnce() -> Nanos>(&self, generation: u32, now: &mut LazyNow<F>) {
+        let mut cur = self.load();
+        while cur.state() == State::Closed && cur.generation() == generation {
+            let next = cur.next(State::Open, 0);
+            // AcqRel / Acquire: as in `acquire`.
+            match self.state.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return self.after_transition(cur, next, now.get()),
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    fn record_probe<F: FnOnce() -> Nanos>(
+        &self,
+        generation: u32,
+        failed: bool,
+        slow: bool,
+        now: &mut LazyNow<F>,
+    ) {
+        let permitted = self.config.permitted_calls_in_half_open;
+        let mut cur = self.load();
+        while cur.state() == State::HalfOpen && cur.generation() == generation {
+            let done = cur.done() + 1;
+            let nf = cur.failed() + failed as u32;
+            let ns = cur.slow() + slow as u32;
+            let next = if done < permitted {
+                cur.with_probes(cur.issued(), done, nf, ns)
+            } else if self.rates_reach(Counts {
+                calls: done as u64,
+                failures: nf as u64,
+                slow: ns as u64,
+            }) {
+                cur.next(State::Open, cur.reopens() + 1)
+            } else {
+                cur.next(State::Closed, 0)
+            };
+            // AcqRel / Acquire: as in `acquire`.
+            match self.state.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if next.generation() != cur.generation() {
+                        self.after_transition(cur, next, now.get());
+                    }
+                    return;
+                }
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    fn release_probe(&self, generation: u32) {
+        let mut cur = self.load();
+        while cur.state() == State::HalfOpen
+            && cur.generation() == generation
+            && cur.issued() > cur.done()
+        {
+            let next = cur.with_probes(cur.issued() - 1, cur.done(), cur.failed(), cur.slow());
+            // AcqRel / Acquire: as in `acquire`.
+            match self.state.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    /// Moves to `to` from any state, as a manual control (a no-op when already in `to`,
+    /// except that `reset` always starts a fresh closed generation).
+    fn force(&self, to: State, at: Nanos) {
+        let mut cur = self.load();
+        loop {
+            if cur.state() == to && to != State::Closed {
+                return;
+            }
+            let next = cur.next(to, 0);
+            // AcqRel / Acquire: as in `acquire`.
+            match self.state.compare_exchange_weak(
+                cur.0,
+                next.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if to == State::Closed && cur.state() != State::Closed {
+                        // Leaving Closed already clears it in `after_transition`.
+                        self.window.clear();
+                    }
+                    return self.after_transition(cur, next, at);
+                }
+                Err(actual) => cur = Word(actual),
+            }
+        }
+    }
+
+    /// Opens the breaker until [`reset`](Self::reset) or [`disable`](Self::disable):
+    /// every call is rejected, with no `retry_after`.
+    pub fn force_open(&self, now: Nanos) {
+        self.force(State::ForcedOpen, now)
+    }
+
+    /// Switches the breaker off: every call passes and nothing is recorded, until
+    /// [`reset`](Self::reset) or [`force_open`](Self::force_open).
+    pub fn disable(&self, now: Nanos) {
+        self.force(State::Disabled, now)
+    }
+
+    /// Closes the breaker with an empty window and the first open wait, from any state
+    /// (a new generation, even when already closed).
+    pub fn reset(&self, now: Nanos) {
+        self.force(State::Closed, now)
+    }
+
+    /// A snapshot of the state, the window and the rejection count. `now` moves a time
+    /// window forward before it is read.
+    pub fn metrics(&self, now: Nanos) -> Metrics {
+        let w = self.load();
+        let c = self.window.counts(now);
+        let rate = |n: u64| {
+            if c.calls == 0 {
+                0.0
+            } else {
+                (n.min(c.calls) as f64) * 100.0 / c.calls as f64
+            }
+        };
+        Metrics {
+            state: w.state(),
+            calls: c.calls,
+            failures: c.failures,
+            slow_calls: c.slow,
+            failure_rate: rate(c.failures),
+            slow_call_rate: rate(c.slow),
+            // Relaxed: a statistic.
+            not_permitted: self.not_permitted.load(Ordering::Relaxed),
+            generation: w.generation() & GEN_MASK,
+        }
+    }
+}
+
+/// Leave to make one call, from [`Breaker::acquire`]. Report its outcome with
+/// [`record`](Permit::record); dropping it unreported counts nothing and gives back the
+/// half-open probe slot it may hold.
+pub struct Permit {
+    /// `None` once reported. (An `Option` rather than a flag: taking it is one
+    /// whole-word store, which keeps moves of the permit cheap.)
+    held: Option<Held>,
+}
+
+struct Held {
+    breaker: Arc<Breaker>,
+    started_at: Nanos,
+    /// The generation in bits 0..24, and [`PROBE`].
+    meta: u64,
+}
+
+/// The permit holds a half-open probe slot.
+const PROBE: u64 = 1 << 32;
+
+impl Held {
+    #[inline]
+    fn generation(&self) -> u32 {
+        self.meta as u32 & GEN_MASK
+    }
+
+    #[inline]
+    fn is_probe(&self) -> bool {
+        self.meta & PROBE != 0
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("generation", &self.generation())
+            .field("started_at", &self.started_at())
+            .field("probe", &self.is_probe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit {
+    /// Reports the call's outcome. `now` is called at most once: when slow calls are
+    /// tracked, with a time window, or when the outcome causes a transition.
+    #[inline]
+    pub fn record(mut self, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+        if let Some(held) = self.held.take() {
+            held.breaker.record(&held, outcome, now);
+        }
+    }
+
+    /// The generation the permit was issued in.
+    pub fn generation(&self) -> u32 {
+        self.held.as_ref().map_or(0, Held::generation)
+    }
+
+    /// Whether this permit holds a half-open probe slot.
+    pub fn is_probe(&self) -> bool {
+        self.held.as_ref().is_some_and(Held::is_probe)
+    }
+
+    /// When the call started (zero unless slow calls are tracked).
+    pub fn started_at(&self) -> Nanos {
+        self.held.as_ref().map_or(Nanos::ZERO, |h| h.started_at)
+    }
+}
+
+impl Drop for Permit {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(held) = &self.held {
+            if held.is_probe() {
+                held.breaker.release_probe(held.generation());
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn tripped(jitter: f64, seed: u64) -> (Arc<Breaker>, Rejected) {
+        let config = BreakerConfig::builder()
+            .count_window(1)
+            .minimum_calls(1)
+            .wait_in_open(Duration::from_secs(10))
+            .open_jitter(jitter)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config).with_jitter_seed(seed));
+        b.acquire(|| Nanos::ZERO)
+            .unwrap()
+            .record(Outcome::Failure, || Nanos::ZERO);
+        let r = b.acquire(|| Nanos::ZERO).unwrap_err();
+        (b, r)
+    }
+
+    #[test]
+    fn jitter_shortens_the_open_wait_within_its_fraction() {
+        let mut waits = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let (_, r) = tripped(0.5, seed);
+            let w = r.retry_after().unwrap();
+            assert!(
+                w >= Duration::from_secs(5) && w <= Duration::from_secs(10),
+                "{w:?}"
+            );
+            waits.insert(w);
+        }
+        assert!(waits.len() > 16, "seeds spread the waits: {waits:?}");
+        let (_, r) = tripped(0.0, 7);
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn deadlines_round_up_to_the_microsecond_and_saturate() {
+        assert_eq!(pack_deadline(0, Nanos::new(1)) & DEADLINE_MASK, 1);
+        assert_eq!(pack_deadline(0, Nanos::new(1_000)) & DEADLINE_MASK, 1);
+        assert_eq!(pack_deadline(0, Nanos::MAX) & DEADLINE_MASK, DEADLINE_MASK);
+        assert_eq!(
+            pack_deadline(0x1_2345, Nanos::ZERO) >> DEADLINE_BITS,
+            0x2345
+        );
+    }
+
+    #[test]
+    fn a_forever_open_wait_does_not_overflow() {
+        let config = BreakerConfig::builder()
+            .count_window(1)
+            .minimum_calls(1)
+            .wait_in_open(Duration::MAX)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config));
+        let late = Nanos::MAX - Nanos::from_secs(1);
+        b.acquire(|| late)
+            .unwrap()
+            .record(Outcome::Failure, || late);
+        assert_eq!(b.state(), State::Open);
+        assert!(b.acquire(|| Nanos::MAX).is_err());
+        assert_eq!(b.state(), State::Open);
+    }
+}

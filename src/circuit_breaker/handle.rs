@@ -1,0 +1,56 @@
+//! A cheap, cloneable handle to one breaker: read it, and control it by hand.
+
+use crate::clock::{Clock, TokioClock};
+use buttress_core::breaker::{Breaker, Metrics, State};
+use std::sync::Arc;
+
+/// Reads and controls the breaker of a [`CircuitBreakerLayer`](super::CircuitBreakerLayer)
+/// (from [`handle`](super::CircuitBreakerLayer::handle)). Clones share the breaker.
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerHandle {
+    breaker: Arc<Breaker>,
+    clock: TokioClock,
+}
+
+impl CircuitBreakerHandle {
+    pub(super) fn new(breaker: Arc<Breaker>, clock: TokioClock) -> Self {
+        CircuitBreakerHandle { breaker, clock }
+    }
+
+    /// The breaker's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.breaker.name()
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.breaker.state()
+    }
+
+    /// A snapshot of the state, the window's counts and rates, and the rejections.
+    pub fn metrics(&self) -> Metrics {
+        self.breaker.metrics(self.clock.now())
+    }
+
+    /// Rejects every call until [`reset`](Self::reset) or [`disable`](Self::disable).
+    pub fn force_open(&self) {
+        self.breaker.force_open(self.clock.now())
+    }
+
+    /// Lets every call through and records nothing until [`reset`](Self::reset) or
+    /// [`force_open`](Self::force_open).
+    pub fn disable(&self) {
+        self.breaker.disable(self.clock.now())
+    }
+
+    /// Closes the breaker with an empty window, from any state.
+    pub fn reset(&self) {
+        self.breaker.reset(self.clock.now())
+    }
+
+    /// The clock the breaker's times are on (to turn a transition's `at` into an
+    /// instant with [`TokioClock::instant_at`]).
+    pub fn clock(&self) -> TokioClock {
+        self.clock
+    }
+}
