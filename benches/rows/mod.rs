@@ -130,6 +130,16 @@ macro_rules! buttress_rows {
         v.visit(
             row(
                 $workload,
+                "buttress_circuit_breaker",
+                BUTTRESS,
+                "circuit breaker, closed",
+            ),
+            buttress_breaker().layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
                 "buttress_retry",
                 BUTTRESS,
                 "retry, first attempt succeeds, no budget",
@@ -168,6 +178,14 @@ fn buttress_retry(budget: bool) -> buttress::retry::RetryLayer {
     let builder = buttress::retry::RetryLayer::builder().max_attempts(3);
     let builder = if budget { builder } else { builder.no_budget() };
     builder.build().expect("a valid retry")
+}
+
+/// The breaker with its defaults (a count window, no slow-call tracking): a closed
+/// breaker that reads no clock.
+fn buttress_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
+    buttress::circuit_breaker::CircuitBreakerLayer::builder()
+        .build()
+        .expect("a valid breaker")
 }
 
 fn buttress_timeout() -> buttress::timeout::TimeoutLayer {
