@@ -46,6 +46,7 @@ pub mod health;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod pipeline;
 pub mod pushback;
 pub mod rate_limit;
 pub mod retry;
@@ -53,3 +54,4 @@ pub mod timeout;
 
 pub use buttress_core::ConfigError;
 pub use error::BoxError;
+pub use pipeline::Resilience;

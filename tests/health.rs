@@ -340,3 +340,33 @@ mod over_http {
         );
     }
 }
+
+/// A real breaker's handle drives readiness: forced open fails it, reset restores it.
+#[test]
+fn a_breaker_handle_is_a_health_source() {
+    use buttress::circuit_breaker::CircuitBreakerLayer;
+
+    let layer = CircuitBreakerLayer::builder()
+        .name("payments")
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(handle.clone())
+        .expect("a unique name");
+    assert_eq!(registry.names(), vec!["payments".to_string()]);
+
+    assert_eq!(registry.readiness().status_code(), 200);
+    handle.force_open();
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 503);
+    let json: serde_json::Value = serde_json::from_str(&ready.to_json()).expect("json");
+    let text = json.to_string();
+    assert!(text.contains("\"forced_open\""), "{text}");
+    assert!(text.contains("circuit_breaker"), "{text}");
+    // Liveness never fails for a dependency.
+    assert_eq!(registry.liveness().status_code(), 200);
+    handle.reset();
+    assert_eq!(registry.readiness().status_code(), 200);
+}

@@ -121,17 +121,13 @@ impl Pushback {
     }
 }
 
-/// A non-negative decimal integer of milliseconds; anything else means do not retry.
+/// A non-negative decimal integer of milliseconds (read by [`crate::pushback`], the one
+/// parser the retry policies share); anything else means do not retry.
 fn parse_pushback(bytes: &[u8]) -> Pushback {
-    // Leading zeros are allowed; more than 20 digits cannot be a u64 of milliseconds, and
-    // saturating is the honest reading of an absurdly long wait anyway.
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
-        return Pushback::DoNotRetry;
+    match crate::pushback::parse_grpc_retry_pushback(bytes) {
+        Ok(after) => Pushback::RetryAfter(after),
+        Err(_) => Pushback::DoNotRetry,
     }
-    let ms = bytes.iter().fold(0u64, |acc, &b| {
-        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    });
-    Pushback::RetryAfter(Duration::from_millis(ms))
 }
 
 #[cfg(test)]
@@ -273,7 +269,18 @@ mod tests {
         assert_eq!(parse_pushback(b"250"), ok(250));
         assert_eq!(parse_pushback(b"00250"), ok(250));
         assert_eq!(parse_pushback(b"99999999999999999999999"), ok(u64::MAX));
-        for bad in [&b""[..], b"-1", b"-0", b"+5", b"1.5", b" 5", b"5ms", b"abc"] {
+        // Whitespace around a field value is not part of it (RFC 9110 OWS).
+        assert_eq!(parse_pushback(b" 5\t"), ok(5));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"-0",
+            b"+5",
+            b"1.5",
+            b"5ms",
+            b"abc",
+            b"5 5",
+        ] {
             assert_eq!(parse_pushback(bad), Pushback::DoNotRetry, "{bad:?}");
         }
     }

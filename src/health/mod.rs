@@ -54,6 +54,7 @@
 #[cfg(feature = "http")]
 mod http;
 mod registry;
+mod sources;
 
 #[cfg(feature = "http")]
 pub use self::http::HealthService;

@@ -1,0 +1,116 @@
+//! The bulkhead's response future.
+
+use super::error::BulkheadFull;
+use super::shared::{Permit, Wait};
+use crate::BoxError;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tower_service::Service;
+
+pin_project! {
+    /// The response future of [`Bulkhead`](super::Bulkhead): the inner call holding its
+    /// slot, a queued wait for one, or a rejection.
+    pub struct ResponseFuture<F, S, Req> {
+        #[pin]
+        state: State<F, S, Req>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, Req> {
+        Called {
+            #[pin]
+            fut: F,
+            // Dropped with the future: completion, error, cancellation and panic
+            // all give the slot back.
+            permit: Permit,
+        },
+        Waiting {
+            wait: Wait,
+            svc: Option<S>,
+            req: Option<Req>,
+        },
+        Rejected {
+            err: Option<BulkheadFull>,
+        },
+    }
+}
+
+impl<F, S, Req> ResponseFuture<F, S, Req> {
+    #[inline]
+    pub(super) fn called(fut: F, permit: Permit) -> Self {
+        ResponseFuture {
+            state: State::Called { fut, permit },
+        }
+    }
+
+    pub(super) fn waiting(wait: Wait, svc: S, req: Req) -> Self {
+        ResponseFuture {
+            state: State::Waiting {
+                wait,
+                svc: Some(svc),
+                req: Some(req),
+            },
+        }
+    }
+
+    pub(super) fn rejected(err: BulkheadFull) -> Self {
+        ResponseFuture {
+            state: State::Rejected { err: Some(err) },
+        }
+    }
+}
+
+impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Called { .. } => "called",
+            State::Waiting { .. } => "waiting",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<F, S, Req, T, E> Future for ResponseFuture<F, S, Req>
+where
+    F: Future<Output = Result<T, E>>,
+    S: Service<Req, Future = F, Response = T, Error = E>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { fut, .. } => return fut.poll(cx).map_err(Into::into),
+                StateProj::Rejected { err } => {
+                    let err = err.take().unwrap_or_default();
+                    return Poll::Ready(Err(err.into()));
+                }
+                StateProj::Waiting { wait, svc, req } => {
+                    let permit = match ready!(wait.as_mut().poll(cx)) {
+                        Ok(p) => p,
+                        Err(full) => return Poll::Ready(Err(full.into())),
+                    };
+                    match (svc.take(), req.take()) {
+                        (Some(mut svc), Some(req)) => {
+                            let fut = svc.call(req);
+                            this.state.set(State::Called { fut, permit });
+                        }
+                        // Polled again after completing: nothing left to run.
+                        _ => return Poll::Ready(Err(BulkheadFull::new().into())),
+                    }
+                }
+            }
+        }
+    }
+}

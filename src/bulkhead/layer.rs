@@ -1,0 +1,153 @@
+//! The bulkhead's configuration.
+
+use super::service::Bulkhead;
+use super::shared::Shared;
+use crate::ConfigError;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// A [`Layer`] that allows at most `max_concurrent` calls in flight, shared by every
+/// service it makes (and their clones).
+///
+/// Build it with [`BulkheadLayer::new`] (reject at once when full) or
+/// [`BulkheadLayer::builder`] (waiting queue, backpressure).
+#[derive(Debug, Clone)]
+pub struct BulkheadLayer {
+    pub(super) shared: Shared,
+}
+
+impl BulkheadLayer {
+    /// At most `max_concurrent` calls in flight; a call over that is rejected at once
+    /// with [`BulkheadFull`](super::error::BulkheadFull).
+    pub fn new(max_concurrent: usize) -> Result<Self, ConfigError> {
+        Self::builder().max_concurrent(max_concurrent).build()
+    }
+
+    /// A builder for the waiting and backpressure modes.
+    pub fn builder() -> BulkheadBuilder {
+        BulkheadBuilder::default()
+    }
+
+    /// A handle reporting this bulkhead's in-flight and waiting counts.
+    pub fn handle(&self) -> BulkheadHandle {
+        BulkheadHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for BulkheadLayer {
+    type Service = Bulkhead<S>;
+
+    fn layer(&self, inner: S) -> Bulkhead<S> {
+        Bulkhead::new(inner, self.shared.clone())
+    }
+}
+
+/// Configuration of a [`BulkheadLayer`].
+#[derive(Debug, Clone, Default)]
+pub struct BulkheadBuilder {
+    max_concurrent: Option<usize>,
+    max_wait: Option<Duration>,
+    max_waiting: Option<usize>,
+    backpressure: bool,
+}
+
+impl BulkheadBuilder {
+    /// Calls allowed in flight at once (required, at least 1).
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = Some(n);
+        self
+    }
+
+    /// When full, wait up to `d` for a slot instead of rejecting at once. Waiters are
+    /// served first come first served; one whose wait runs out gets `BulkheadFull`.
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = Some(d);
+        self
+    }
+
+    /// How many calls may wait at once (default 1024 with `max_wait`); a call that finds
+    /// the queue full is rejected at once.
+    pub fn max_waiting(mut self, n: usize) -> Self {
+        self.max_waiting = Some(n);
+        self
+    }
+
+    /// Take the slot in `poll_ready` (tower-style backpressure: the service is not
+    /// ready while full) instead of in the response future. A service made ready then
+    /// holds its slot until `call`, or until it is dropped.
+    pub fn backpressure(mut self, on: bool) -> Self {
+        self.backpressure = on;
+        self
+    }
+
+    /// The layer, or the first refused field.
+    pub fn build(self) -> Result<BulkheadLayer, ConfigError> {
+        let max = self
+            .max_concurrent
+            .ok_or_else(|| ConfigError::new("max_concurrent", "is required"))?;
+        if max == 0 {
+            return Err(ConfigError::new("max_concurrent", "must be at least 1"));
+        }
+        // tokio's semaphore holds at most usize::MAX >> 3 permits.
+        if max > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::new(
+                "max_concurrent",
+                format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS),
+            ));
+        }
+        if self.backpressure && (self.max_wait.is_some() || self.max_waiting.is_some()) {
+            return Err(ConfigError::new(
+                "backpressure",
+                "waits in poll_ready; it cannot be combined with max_wait or max_waiting",
+            ));
+        }
+        if self.max_waiting.is_some() && self.max_wait.is_none() {
+            return Err(ConfigError::new("max_waiting", "needs max_wait to be set"));
+        }
+        let shared = if self.backpressure {
+            Shared::backpressure(max)
+        } else if let Some(max_wait) = self.max_wait {
+            let max_waiting = self.max_waiting.unwrap_or(1024);
+            if max_waiting == 0 {
+                return Err(ConfigError::new(
+                    "max_waiting",
+                    "must be at least 1 (leave max_wait unset to never wait)",
+                ));
+            }
+            Shared::queued(max, max_wait, max_waiting)?
+        } else {
+            Shared::reject(max)?
+        };
+        Ok(BulkheadLayer { shared })
+    }
+}
+
+/// A view of one bulkhead's counts, for metrics and health checks.
+#[derive(Debug, Clone)]
+pub struct BulkheadHandle {
+    shared: Shared,
+}
+
+impl BulkheadHandle {
+    /// Calls holding a slot right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+
+    /// Calls waiting for a slot right now.
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting()
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.shared.max_concurrent() - self.in_flight().min(self.shared.max_concurrent())
+    }
+
+    /// The configured maximum in flight.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.max_concurrent()
+    }
+}

@@ -1,0 +1,100 @@
+//! The bulkhead service.
+
+use super::error::BulkheadFull;
+use super::future::ResponseFuture;
+use super::shared::{Permit, Shared, Wait};
+use crate::BoxError;
+use std::fmt;
+use std::task::{Context, Poll, ready};
+use tower_service::Service;
+
+/// A service that lets at most `max_concurrent` calls into `S` at once; made by
+/// [`BulkheadLayer`](super::BulkheadLayer).
+pub struct Bulkhead<S> {
+    inner: S,
+    shared: Shared,
+    /// Backpressure mode: the slot taken in `poll_ready`, for the next `call`.
+    held: Option<Permit>,
+    /// Backpressure mode: the wait for a slot, while `poll_ready` is pending.
+    acquiring: Option<Wait>,
+}
+
+impl<S> Bulkhead<S> {
+    pub(super) fn new(inner: S, shared: Shared) -> Self {
+        Bulkhead {
+            inner,
+            shared,
+            held: None,
+            acquiring: None,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bulkhead")
+            .field("inner", &self.inner)
+            .field("shared", &self.shared)
+            .field("holds_slot", &self.held.is_some())
+            .finish()
+    }
+}
+
+impl<S: Clone> Clone for Bulkhead<S> {
+    /// A clone shares the bulkhead, but not a slot this service holds.
+    fn clone(&self) -> Self {
+        Bulkhead::new(self.inner.clone(), self.shared.clone())
+    }
+}
+
+impl<S, Req> Service<Req> for Bulkhead<S>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, S, Req>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.shared.is_backpressure() && self.held.is_none() {
+            if self.acquiring.is_none() {
+                match self.shared.try_acquire() {
+                    Some(p) => self.held = Some(p),
+                    None => self.acquiring = self.shared.wait(),
+                }
+            }
+            if let Some(wait) = self.acquiring.as_mut() {
+                let permit = ready!(wait.as_mut().poll(cx));
+                self.acquiring = None;
+                self.held = Some(permit.map_err(BoxError::from)?);
+            }
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        // The slot is taken here, with the call, never between `poll_ready` and `call`
+        // (except in backpressure mode, where `poll_ready` took it on purpose).
+        if let Some(p) = self.held.take().or_else(|| self.shared.try_acquire()) {
+            return ResponseFuture::called(self.inner.call(req), p);
+        }
+        match self.shared.wait() {
+            Some(wait) => {
+                // Keep the service that was made ready for when the slot comes; leave a
+                // clone here for the next `poll_ready`.
+                let ready = self.inner.clone();
+                let svc = std::mem::replace(&mut self.inner, ready);
+                ResponseFuture::waiting(wait, svc, req)
+            }
+            None => ResponseFuture::rejected(BulkheadFull::new()),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The rate limiters' response future.
+
+use super::error::RateLimited;
+use crate::BoxError;
+use pin_project_lite::pin_project;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+pin_project! {
+    /// The response future of [`RateLimit`](super::RateLimit) and
+    /// [`KeyedRateLimit`](super::KeyedRateLimit): the inner call, a sleep until a
+    /// reserved slot, or a rejection.
+    pub struct ResponseFuture<F, S, Req> {
+        #[pin]
+        state: State<F, S, Req>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, S, Req> {
+        Called {
+            #[pin]
+            fut: F,
+        },
+        Waiting {
+            // Boxed so that the admit path's future stays small; only a call that
+            // waits allocates.
+            sleep: Pin<Box<Sleep>>,
+            svc: Option<S>,
+            req: Option<Req>,
+        },
+        Rejected {
+            err: Option<RateLimited>,
+        },
+    }
+}
+
+impl<F, S, Req> ResponseFuture<F, S, Req> {
+    #[inline]
+    pub(super) fn called(fut: F) -> Self {
+        ResponseFuture {
+            state: State::Called { fut },
+        }
+    }
+
+    pub(super) fn waiting(deadline: Instant, svc: S, req: Req) -> Self {
+        ResponseFuture {
+            state: State::Waiting {
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                svc: Some(svc),
+                req: Some(req),
+            },
+        }
+    }
+
+    pub(super) fn rejected(err: RateLimited) -> Self {
+        ResponseFuture {
+            state: State::Rejected { err: Some(err) },
+        }
+    }
+}
+
+impl<F, S, Req> fmt::Debug for ResponseFuture<F, S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Called { .. } => "called",
+            State::Waiting { .. } => "waiting",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<F, S, Req, T, E> Future for ResponseFuture<F, S, Req>
+where
+    F: Future<Output = Result<T, E>>,
+    S: Service<Req, Future = F, Response = T, Error = E>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { fut } => return fut.poll(cx).map_err(Into::into),
+                StateProj::Rejected { err } => {
+                    let err = err
+                        .take()
+                        .unwrap_or_else(|| RateLimited::new(Default::default()));
+                    return Poll::Ready(Err(err.into()));
+                }
+                StateProj::Waiting { sleep, svc, req } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    match (svc.take(), req.take()) {
+                        (Some(mut svc), Some(req)) => {
+                            let fut = svc.call(req);
+                            this.state.set(State::Called { fut });
+                        }
+                        _ => return Poll::Ready(Err(RateLimited::new(Default::default()).into())),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The rate limiters' configuration.
+
+use super::service::{KeyedRateLimit, RateLimit};
+use crate::ConfigError;
+use crate::clock::{Clock, MonotonicClock, Nanos, TokioClock};
+use buttress_core::gcra::{Gcra, Quota};
+use buttress_core::keyed::KeyedGcra;
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_layer::Layer;
+
+/// A [`Clock`] the waiting mode can sleep on: it turns a reading into a tokio deadline.
+pub trait SleepClock: Clock + Clone {
+    /// The tokio instant at which this clock will read `at` (or a later one).
+    fn deadline(&self, at: Nanos) -> tokio::time::Instant;
+}
+
+impl SleepClock for TokioClock {
+    #[inline]
+    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
+        self.instant_at(at)
+    }
+}
+
+impl SleepClock for MonotonicClock {
+    /// Reads the clock again (only calls that must wait get here) and rounds late,
+    /// never early.
+    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
+        let left = at.saturating_sub(self.now()).as_duration();
+        let now = tokio::time::Instant::now();
+        now.checked_add(left).unwrap_or(now)
+    }
+}
+
+/// Configuration shared by [`RateLimitLayer`] and [`KeyedRateLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct RateLimitBuilder<C = TokioClock> {
+    rate: Option<u64>,
+    period: Duration,
+    burst: Option<u32>,
+    max_wait: Option<Duration>,
+    clock: C,
+}
+
+impl Default for RateLimitBuilder {
+    fn default() -> Self {
+        RateLimitBuilder {
+            rate: None,
+            period: Duration::from_secs(1),
+            burst: None,
+            max_wait: None,
+            clock: TokioClock::new(),
+        }
+    }
+}
+
+impl<C: SleepClock> RateLimitBuilder<C> {
+    /// Calls allowed per [`period`](Self::period) (required, at least 1).
+    pub fn rate(mut self, rate: u64) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    /// The period the rate is counted over (default one second).
+    pub fn period(mut self, period: Duration) -> Self {
+        self.period = period;
+        self
+    }
+
+    /// Calls allowed at once after an idle period (required, at least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// Over the limit, wait up to `max_wait` for a slot (reserved at once, then slept
+    /// for exactly) instead of rejecting; a call that would wait longer is rejected.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
+    /// The clock to read (default [`TokioClock`], driven by paused tokio time).
+    pub fn clock<C2: SleepClock>(self, clock: C2) -> RateLimitBuilder<C2> {
+        RateLimitBuilder {
+            rate: self.rate,
+            period: self.period,
+            burst: self.burst,
+            max_wait: self.max_wait,
+            clock,
+        }
+    }
+
+    fn parts(self) -> Result<(Quota, Nanos, C), ConfigError> {
+        let rate = self
+            .rate
+            .ok_or_else(|| ConfigError::new("rate", "is required"))?;
+        let burst = self
+            .burst
+            .ok_or_else(|| ConfigError::new("burst", "is required"))?;
+        let quota = Quota::new(rate, self.period, burst)?;
+        let max_wait = self
+            .max_wait
+            .map(Nanos::from_duration)
+            .unwrap_or(Nanos::ZERO);
+        Ok((quota, max_wait, self.clock))
+    }
+
+    /// A direct (one limiter for every call) rate-limit layer.
+    pub fn build(self) -> Result<RateLimitLayer<C>, ConfigError> {
+        let (quota, max_wait, clock) = self.parts()?;
+        Ok(RateLimitLayer {
+            shared: Arc::new(Direct {
+                gcra: Gcra::new(quota),
+                clock,
+                max_wait,
+            }),
+        })
+    }
+
+    /// A keyed layer: one limiter per key that `key` extracts from the request, at most
+    /// `max_keys` keys held at once (idle keys are evicted by the store itself).
+    pub fn keyed<Req, K, F>(
+        self,
+        max_keys: usize,
+        key: F,
+    ) -> Result<KeyedRateLimitLayer<K, F, C>, ConfigError>
+    where
+        K: Hash + Eq,
+        F: Fn(&Req) -> K,
+    {
+        let (quota, max_wait, clock) = self.parts()?;
+        Ok(KeyedRateLimitLayer {
+            shared: Arc::new(Keyed {
+                store: KeyedGcra::new(quota, max_keys)?,
+                key,
+                clock,
+                max_wait,
+            }),
+        })
+    }
+}
+
+/// The state of a direct limiter, shared by its layer, services and clones.
+pub(super) struct Direct<C> {
+    pub(super) gcra: Gcra,
+    pub(super) clock: C,
+    /// Zero: reject at once.
+    pub(super) max_wait: Nanos,
+}
+
+/// The state of a keyed limiter.
+pub(super) struct Keyed<K, F, C> {
+    pub(super) store: KeyedGcra<K>,
+    pub(super) key: F,
+    pub(super) clock: C,
+    pub(super) max_wait: Nanos,
+}
+
+/// A [`Layer`] that limits calls to a rate with bursts (GCRA), one limiter for every
+/// service it makes and their clones.
+#[derive(Clone)]
+pub struct RateLimitLayer<C = TokioClock> {
+    shared: Arc<Direct<C>>,
+}
+
+impl<C> fmt::Debug for RateLimitLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("gcra", &self.shared.gcra)
+            .field("max_wait", &self.shared.max_wait)
+            .finish()
+    }
+}
+
+impl RateLimitLayer {
+    /// `rate` calls per `period`, bursts of up to `burst`; over the limit, reject at once
+    /// with [`RateLimited`](super::error::RateLimited).
+    pub fn new(rate: u64, period: Duration, burst: u32) -> Result<Self, ConfigError> {
+        Self::builder()
+            .rate(rate)
+            .period(period)
+            .burst(burst)
+            .build()
+    }
+
+    /// A builder for the waiting mode, a custom clock, or the keyed variant.
+    pub fn builder() -> RateLimitBuilder {
+        RateLimitBuilder::default()
+    }
+}
+
+impl<C> RateLimitLayer<C> {
+    /// The quota the limiter enforces.
+    pub fn quota(&self) -> &Quota {
+        self.shared.gcra.quota()
+    }
+}
+
+impl<S, C> Layer<S> for RateLimitLayer<C> {
+    type Service = RateLimit<S, C>;
+
+    fn layer(&self, inner: S) -> RateLimit<S, C> {
+        RateLimit::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// A [`Layer`] with one GCRA limiter per key extracted from the request (client IP,
+/// tenant, route), at most `max_keys` keys at once. Built by
+/// [`RateLimitBuilder::keyed`].
+pub struct KeyedRateLimitLayer<K, F, C = TokioClock> {
+    shared: Arc<Keyed<K, F, C>>,
+}
+
+impl<K, F, C> Clone for KeyedRateLimitLayer<K, F, C> {
+    fn clone(&self) -> Self {
+        KeyedRateLimitLayer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<K, F, C> fmt::Debug for KeyedRateLimitLayer<K, F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedRateLimitLayer")
+            .field("store", &self.shared.store)
+            .field("max_wait", &self.shared.max_wait)
+            .finish()
+    }
+}
+
+impl<K: Hash + Eq, F, C> KeyedRateLimitLayer<K, F, C> {
+    /// Keys held right now.
+    pub fn keys(&self) -> usize {
+        self.shared.store.len()
+    }
+}
+
+impl<S, K, F, C> Layer<S> for KeyedRateLimitLayer<K, F, C> {
+    type Service = KeyedRateLimit<S, K, F, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyedRateLimit::new(inner, Arc::clone(&self.shared))
+    }
+}
