@@ -228,12 +228,11 @@ const EQUIVALENTS: &[(&str, &[&str])] = &[
     ),
     (
         "buttress_rate_limit",
-        &[
-            "tr_rate_limiter",
-            "tower_rate_limit",
-            "governor_check",
-            "governor_check_monotonic",
-        ],
+        &["tr_rate_limiter", "tower_rate_limit", "governor_check"],
+    ),
+    (
+        "buttress_rate_limit_monotonic",
+        &["governor_check_monotonic", "governor_check"],
     ),
     ("buttress_fallback", &["tr_fallback"]),
     ("buttress_pipeline", &["tr_stack4"]),
@@ -324,13 +323,57 @@ fn targets(out: &mut String, data: &Data) {
             );
         }
     }
-    if present("buttress_rate_limit") {
-        let o = over(g1, "buttress_rate_limit");
-        let g = over(g1, "governor_check_monotonic");
+    // The rate limiter against governor's `check()`: with the same kind of clock
+    // (`Instant`), and each with its default clock (tokio's; quanta's TSC).
+    for (ours, theirs, clocks) in [
+        (
+            "buttress_rate_limit_monotonic",
+            "governor_check_monotonic",
+            "both `Instant`",
+        ),
+        (
+            "buttress_rate_limit",
+            "governor_check",
+            "defaults: tokio's clock vs quanta",
+        ),
+    ] {
+        if !present(ours) {
+            continue;
+        }
+        let o = over(g1, ours);
+        let g = over(g1, theirs);
         line(
-            "rate limiter: at most governor's `check()` (same kind of clock) + 5 ns".to_owned(),
+            format!("rate limiter: at most governor's `check()` + 5 ns ({clocks})"),
             format!("{} ns vs {} ns", signed(o, 1), signed(g, 1)),
             o.zip(g).map(|(o, g)| o <= g + 5.0),
+        );
+    }
+    // No allocation on any buttress row, 1 or 2 threads, either workload.
+    let mut allocating = Vec::new();
+    let mut counted = 0;
+    for row in data.rows.iter().filter(|r| r.who == "buttress") {
+        let mut groups = vec![row.workload.group()];
+        if row.two_threads {
+            groups.push(TWO_THREADS);
+        }
+        for group in groups {
+            if let Some(a) = data.get(group, row.id).allocs {
+                counted += 1;
+                if a > 0.0 {
+                    allocating.push(format!("`{group}/{}`: {a:.2}", row.id));
+                }
+            }
+        }
+    }
+    if counted > 0 {
+        line(
+            "every buttress row: 0 allocations per call".to_owned(),
+            if allocating.is_empty() {
+                format!("{counted} rows counted, none allocates")
+            } else {
+                allocating.join(", ")
+            },
+            Some(allocating.is_empty()),
         );
     }
     for (ours, peers) in EQUIVALENTS {

@@ -167,6 +167,63 @@ macro_rules! buttress_rows {
             buttress_timeout().layer($bare),
             $req,
         );
+        v.visit(
+            row(
+                $workload,
+                "buttress_bulkhead",
+                BUTTRESS,
+                "bulkhead, admitted",
+            ),
+            buttress_bulkhead().layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_rate_limit",
+                BUTTRESS,
+                "rate limiter, admitted (tokio clock)",
+            ),
+            buttress_rate_limit()
+                .build()
+                .expect("a valid rate limiter")
+                .layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_rate_limit_monotonic",
+                BUTTRESS,
+                "rate limiter, admitted (`Instant` clock)",
+            ),
+            buttress_rate_limit()
+                .clock(buttress_core::clock::MonotonicClock::new())
+                .build()
+                .expect("a valid rate limiter")
+                .layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_fallback",
+                BUTTRESS,
+                "fallback, success path",
+            ),
+            buttress::fallback::FallbackLayer::value(Default::default()).layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
+                "buttress_pipeline",
+                BUTTRESS,
+                "pipeline: timeout, retry + budget, breaker, rate limiter, bulkhead",
+            ),
+            buttress_pipeline().layer($bare),
+            $req,
+        );
     }};
 }
 
@@ -188,6 +245,45 @@ fn buttress_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
         .expect("a valid breaker")
 }
 
+fn buttress_bulkhead() -> buttress::bulkhead::BulkheadLayer {
+    buttress::bulkhead::BulkheadLayer::new(NEVER).expect("a valid bulkhead")
+}
+
+/// A billion calls per second with a burst of `u32::MAX`: governor's quota.
+fn buttress_rate_limit() -> buttress::rate_limit::RateLimitBuilder {
+    buttress::rate_limit::RateLimitLayer::builder()
+        .rate(1_000_000_000)
+        .period(Duration::from_secs(1))
+        .burst(u32::MAX)
+}
+
+/// The keyed limiter over 1,000 hot keys (the request modulo 1,000), each with the
+/// direct rows' quota.
+fn buttress_keyed_rate_limit() -> buttress::rate_limit::KeyedRateLimitLayer<u64, fn(&u64) -> u64> {
+    buttress_rate_limit()
+        .keyed(10_000, (|req: &u64| req % 1_000) as fn(&u64) -> u64)
+        .expect("a valid keyed rate limiter")
+}
+
+/// The full pipeline of issue 5, through the pipeline builder (which puts the parts in
+/// the order of DESIGN.md whatever order they are given in).
+fn buttress_pipeline() -> buttress::pipeline::Resilience<
+    tower::layer::util::Identity,
+    buttress::timeout::TimeoutLayer,
+    buttress::retry::RetryLayer,
+    buttress::circuit_breaker::CircuitBreakerLayer,
+    buttress::rate_limit::RateLimitLayer,
+    tower::layer::util::Identity,
+    buttress::bulkhead::BulkheadLayer,
+> {
+    buttress::pipeline::Resilience::new("bench")
+        .timeout(buttress_timeout())
+        .retry(buttress_retry(true))
+        .circuit_breaker(buttress_breaker())
+        .rate_limit(buttress_rate_limit().build().expect("a valid rate limiter"))
+        .bulkhead(buttress_bulkhead())
+}
+
 fn buttress_timeout() -> buttress::timeout::TimeoutLayer {
     buttress::timeout::TimeoutLayer::new(LONG).expect("a valid timeout")
 }
@@ -204,6 +300,16 @@ pub fn visit_all<V: Visit>(v: &mut V) {
         trivial_req,
     );
     buttress_rows!(v, Trivial, Bare, trivial_req);
+    v.visit(
+        row(
+            Trivial,
+            "buttress_rate_limit_keyed",
+            BUTTRESS,
+            "keyed rate limiter, 1,000 hot keys, admitted",
+        ),
+        buttress_keyed_rate_limit().layer(Bare),
+        trivial_req,
+    );
 
     // ---- peers ---------------------------------------------------------------------
     trivial_peers(v);
