@@ -81,46 +81,67 @@ impl Visit for Allocs {
         if !row.two_threads {
             return;
         }
-        // Two threads sharing `svc`: both warm up, then the region opens, then both
-        // make `n / 2` calls, then it closes, before either thread tears down.
-        let warmed = Arc::new(Barrier::new(3));
-        let go = Arc::new(Barrier::new(3));
-        let done = Arc::new(Barrier::new(3));
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let mut svc = svc.clone();
-                let (warmed, go, done) = (warmed.clone(), go.clone(), done.clone());
-                thread::spawn(move || {
-                    let rt = services::runtime();
-                    // One `block_on` for all of it (the barriers block the thread,
-                    // which has nothing else to run): entering the runtime is not
-                    // counted.
-                    rt.block_on(async {
-                        calls(&row, &mut svc, req, warm_up).await;
-                        warmed.wait();
-                        go.wait();
-                        calls(&row, &mut svc, req, n / 2).await;
-                        done.wait();
-                    });
-                })
-            })
-            .collect();
-        warmed.wait();
-        let region = Region::new(&INSTRUMENTED_SYSTEM);
-        go.wait();
-        done.wait();
-        let stats = region.change();
-        for w in workers {
-            w.join().expect("worker");
-        }
-        let total = 2 * (n / 2);
+        // Two threads sharing `svc`, twice: with `n / 2` and with `n` calls each. What
+        // the experiment itself allocates (waking a thread through a barrier may) is
+        // the same in both and cancels in the difference.
+        let short = two_threads(&row, &svc, req, warm_up, n / 2);
+        let long = two_threads(&row, &svc, req, warm_up, n);
+        let extra = 2 * (n - n / 2);
         self.out.push(Count {
             row,
             threads: 2,
-            allocs: stats.allocations as f64 / total as f64,
-            bytes: stats.bytes_allocated as f64 / total as f64,
+            allocs: long.0.saturating_sub(short.0) as f64 / extra as f64,
+            bytes: long.1.saturating_sub(short.1) as f64 / extra as f64,
         });
     }
+}
+
+/// Allocations and bytes while two threads, each with its own runtime and a clone of
+/// `svc`, make `n` calls each: both warm up, then the count starts, then both call,
+/// then it stops, before either thread tears down.
+fn two_threads<S, Req>(
+    row: &Row,
+    svc: &S,
+    req: fn(u64) -> Req,
+    warm_up: u64,
+    n: u64,
+) -> (usize, usize)
+where
+    Req: 'static,
+    S: Service<Req> + Clone + Send + 'static,
+    S::Error: std::fmt::Debug,
+{
+    let warmed = Arc::new(Barrier::new(3));
+    let go = Arc::new(Barrier::new(3));
+    let done = Arc::new(Barrier::new(3));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let row = *row;
+            let (warmed, go, done) = (warmed.clone(), go.clone(), done.clone());
+            thread::spawn(move || {
+                let rt = services::runtime();
+                // One `block_on` for all of it (the barriers block the thread, which
+                // has nothing else to run): entering the runtime is not counted.
+                rt.block_on(async {
+                    calls(&row, &mut svc, req, warm_up).await;
+                    warmed.wait();
+                    go.wait();
+                    calls(&row, &mut svc, req, n).await;
+                    done.wait();
+                });
+            })
+        })
+        .collect();
+    warmed.wait();
+    let region = Region::new(&INSTRUMENTED_SYSTEM);
+    go.wait();
+    done.wait();
+    let stats = region.change();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    (stats.allocations, stats.bytes_allocated)
 }
 
 fn main() {
