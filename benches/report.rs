@@ -473,7 +473,12 @@ fn render(data: &Data, root: &Path) -> String {
          machine. The 2-thread rows run two OS threads, each with its own current-thread \
          runtime and a clone of one shared instance, and report wall time over all calls \
          divided by the calls. Timings on a shared 2-core machine move by a few ns between \
-         runs; the instruction counts do not.\n\n",
+         runs; the instruction counts do not.\n\n\
+         Built as `cargo bench` builds benches: buttress with its default features, and \
+         with the dev-dependencies, which turn on tokio's `test-util`; with it \
+         `tokio::time::Instant::now()` (buttress's default clock) also checks for a paused \
+         clock, so a layer that reads the clock pays a little more here than in an \
+         application. The `reference` rows show what one clock read costs on this machine.\n\n",
     );
 
     out.push_str("## Against the peers\n\nOverhead over the bare service, same run. ");

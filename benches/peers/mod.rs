@@ -208,3 +208,32 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
         Some(req.clone())
     }
 }
+
+/// Not a peer: the bare service plus one clock read per call, to show what a clock
+/// read costs on the machine (layers whose configuration needs time read one).
+#[derive(Clone, Copy, Debug)]
+pub struct ClockRead<S, const TOKIO: bool>(pub S);
+
+impl<S, Req, const TOKIO: bool> Service<Req> for ClockRead<S, TOKIO>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        if TOKIO {
+            std::hint::black_box(tokio::time::Instant::now());
+        } else {
+            std::hint::black_box(std::time::Instant::now());
+        }
+        self.0.call(req)
+    }
+}

@@ -115,6 +115,8 @@ const fn row(workload: Workload, id: &'static str, who: &'static str, what: &'st
     }
 }
 
+/// Rows that are neither buttress nor a peer: what a building block costs here.
+const REFERENCE: &str = "reference";
 const TOWER: &str = "tower 0.5";
 const TR: &str = "tower-resilience 0.13.0";
 const GOVERNOR: &str = "governor 0.10.4";
@@ -297,6 +299,26 @@ pub fn visit_all<V: Visit>(v: &mut V) {
     v.visit(
         row(Trivial, "bare", "bare", "the bare service"),
         Bare,
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "ref_instant_now",
+            REFERENCE,
+            "bare + one `std::time::Instant::now()`",
+        ),
+        peers::ClockRead::<_, false>(Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "ref_tokio_instant_now",
+            REFERENCE,
+            "bare + one `tokio::time::Instant::now()`",
+        ),
+        peers::ClockRead::<_, true>(Bare),
         trivial_req,
     );
     buttress_rows!(v, Trivial, Bare, trivial_req);
