@@ -93,7 +93,7 @@ pub fn rejection<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection
     None
 }
 
-fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
+pub(crate) fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
     use crate::{bulkhead, circuit_breaker, rate_limit, retry, timeout};
     macro_rules! try_as {
         ($($t:ty),* $(,)?) => {

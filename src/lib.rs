@@ -55,3 +55,8 @@ pub mod timeout;
 pub use buttress_core::ConfigError;
 pub use error::BoxError;
 pub use pipeline::Resilience;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(all(doctest, feature = "http", feature = "grpc", feature = "health"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

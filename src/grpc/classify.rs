@@ -139,6 +139,17 @@ impl GrpcClassifier {
     }
 }
 
+/// A code set (bit `n`: code `n`) that prints as the set of its codes.
+pub(super) struct Codes(pub(super) u32);
+
+impl fmt::Debug for Codes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries(ALL_CODES.iter().filter(|&&c| self.0 & bit(c) != 0))
+            .finish()
+    }
+}
+
 impl Default for GrpcClassifier {
     fn default() -> Self {
         GrpcClassifier::new()

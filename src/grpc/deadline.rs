@@ -1,5 +1,7 @@
 //! The `grpc-timeout` header: how long a client gives a call, sent with the request.
 
+use crate::timeout::{TimeoutFor, TimeoutLayer};
+use buttress_core::ConfigError;
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use std::fmt;
@@ -140,9 +142,119 @@ pub fn set_grpc_timeout(headers: &mut HeaderMap, timeout: Duration) {
     headers.insert(GRPC_TIMEOUT, format_grpc_timeout(timeout));
 }
 
+/// Bounds a server's work on each call by the call's `grpc-timeout`, and by `max`
+/// whatever the client asks: the per-request timeout of
+/// [`deadline_timeout`].
+///
+/// For a request whose `grpc-timeout` is valid, the timeout is the shorter of it and
+/// `max`; without the header, or with a malformed one, it is `max` (never a panic, never
+/// unbounded). It reads `http::Request` headers (what a tower layer in a tonic server's
+/// stack sees) and `tonic::Request` metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcDeadline {
+    max: Duration,
+}
+
+impl GrpcDeadline {
+    /// The bound for a call whose `grpc-timeout` header is `value` (if any).
+    #[inline]
+    pub fn bound(&self, value: Option<&HeaderValue>) -> Duration {
+        match value.map(|v| parse_grpc_timeout(v.as_bytes())) {
+            Some(Ok(asked)) => asked.min(self.max),
+            _ => self.max,
+        }
+    }
+
+    /// The longest any call may take.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+}
+
+impl<B> TimeoutFor<http::Request<B>> for GrpcDeadline {
+    #[inline]
+    fn timeout_for(&self, req: &http::Request<B>) -> Option<Duration> {
+        Some(self.bound(req.headers().get(&GRPC_TIMEOUT)))
+    }
+}
+
+impl<T> TimeoutFor<tonic::Request<T>> for GrpcDeadline {
+    #[inline]
+    fn timeout_for(&self, req: &tonic::Request<T>) -> Option<Duration> {
+        let value = req
+            .metadata()
+            .get(GRPC_TIMEOUT.as_str())
+            .and_then(|v| HeaderValue::from_bytes(v.as_encoded_bytes()).ok());
+        Some(self.bound(value.as_ref()))
+    }
+}
+
+/// A [`TimeoutLayer`] for a gRPC server: each call may take what its client's
+/// `grpc-timeout` allows, and never more than `max` (greater than zero). When the time
+/// is up the handler's future is dropped (its work cancelled) and the call fails with
+/// [`Elapsed`](crate::timeout::error::Elapsed), which
+/// [`into_status`](super::into_status) turns into `DEADLINE_EXCEEDED`.
+///
+/// ```
+/// use buttress::grpc::deadline_timeout;
+/// use std::time::Duration;
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), buttress::BoxError> {
+/// let slow = service_fn(|_req: http::Request<()>| async {
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     Ok::<_, buttress::BoxError>("done")
+/// });
+/// let mut server = ServiceBuilder::new()
+///     .layer(deadline_timeout(Duration::from_secs(30))?)
+///     .service(slow);
+///
+/// let req = http::Request::builder().header("grpc-timeout", "100m").body(())?;
+/// let started = tokio::time::Instant::now();
+/// assert!(server.ready().await?.call(req).await.is_err());
+/// assert_eq!(started.elapsed(), Duration::from_millis(100));
+/// # Ok(())
+/// # }
+/// ```
+pub fn deadline_timeout(max: Duration) -> Result<TimeoutLayer<GrpcDeadline>, ConfigError> {
+    if max.is_zero() {
+        return Err(ConfigError::new("max", "must be greater than zero"));
+    }
+    Ok(TimeoutLayer::per_request(GrpcDeadline { max }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_bound_is_the_shorter_of_the_header_and_max() {
+        let max = Duration::from_secs(2);
+        let d = GrpcDeadline { max };
+        let req = |v: Option<&'static str>| {
+            let mut b = http::Request::builder();
+            if let Some(v) = v {
+                b = b.header("grpc-timeout", v);
+            }
+            b.body(()).expect("valid")
+        };
+        let t = |v| d.timeout_for(&req(v));
+        assert_eq!(t(Some("100m")), Some(Duration::from_millis(100)));
+        assert_eq!(t(Some("1H")), Some(max));
+        assert_eq!(t(Some("0n")), Some(Duration::ZERO));
+        assert_eq!(t(None), Some(max));
+        for bad in ["100", "-1S", "1.5S", "123456789m", "soon"] {
+            assert_eq!(t(Some(bad)), Some(max), "{bad}");
+        }
+        let mut tonic_req = tonic::Request::new(());
+        assert_eq!(d.timeout_for(&tonic_req), Some(max));
+        tonic_req
+            .metadata_mut()
+            .insert("grpc-timeout", "250m".parse().expect("ascii"));
+        assert_eq!(d.timeout_for(&tonic_req), Some(Duration::from_millis(250)));
+        assert_eq!(deadline_timeout(Duration::ZERO).unwrap_err().field(), "max");
+    }
 
     #[test]
     fn parses_every_unit() {

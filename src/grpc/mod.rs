@@ -10,10 +10,16 @@
 //!   `UNAVAILABLE`, `BulkheadFull` and `RateLimited` `RESOURCE_EXHAUSTED`, `Elapsed`
 //!   `DEADLINE_EXCEEDED`) with `grpc-retry-pushback-ms` metadata where the layer knows
 //!   when to come back; [`Pushback`] reads it back on the client side.
+//! - **Retrying calls** ([`GrpcRetryPolicy`]): `UNAVAILABLE` is retried, and
+//!   `RESOURCE_EXHAUSTED` when the server sent `grpc-retry-pushback-ms` (gRPC's retry
+//!   design, A6); a pushback sets the wait, a negative or malformed one stops the
+//!   retries. The status is read from a `tonic::Status` error as from the `grpc-status`
+//!   header of a trailers-only `http::Response` (a `Channel`).
 //! - **Deadlines** ([`grpc_timeout`], [`parse_grpc_timeout`], [`format_grpc_timeout`],
-//!   [`set_grpc_timeout`]): the `grpc-timeout` header, read on the server side to bound
-//!   the work, written on the client side to propagate what is left of a deadline.
-//!   Malformed values are errors, never panics.
+//!   [`set_grpc_timeout`]): the `grpc-timeout` header. On the server side
+//!   [`deadline_timeout`] bounds each call by it (and by a maximum of the server's);
+//!   on the client side [`PropagateDeadlineLayer`] writes what is left of a request's
+//!   [`Deadline`] (or a per-call timeout). Malformed values are errors, never panics.
 //!
 //! ```
 //! use buttress::error::BoxError;
@@ -33,6 +39,40 @@
 //! );
 //! ```
 //!
+//! A client stub call wrapped in a retry with this policy:
+//!
+//! ```
+//! use buttress::grpc::GrpcRetryPolicy;
+//! use buttress::retry::RetryLayer;
+//! use tonic::{Request, Response, Status};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), buttress::BoxError> {
+//! // Stands in for `move |req| { let mut c = client.clone(); async move { c.say(req).await } }`.
+//! let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let call = service_fn(move |req: Request<String>| {
+//!     let first = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+//!     async move {
+//!         if first {
+//!             let mut s = Status::resource_exhausted("busy");
+//!             s.metadata_mut().insert("grpc-retry-pushback-ms", "200".parse().unwrap());
+//!             return Err(s);
+//!         }
+//!         Ok(Response::new(req.into_inner()))
+//!     }
+//! });
+//! let retry = RetryLayer::builder()
+//!     .policy(GrpcRetryPolicy::new())
+//!     // `tonic::Request` is not `Clone`: copy the message (and metadata) for a retry.
+//!     .clone_request(|r: &Request<String>| Some(Request::new(r.get_ref().clone())))
+//!     .build()?;
+//! let res = ServiceBuilder::new().layer(retry).service(call).oneshot(Request::new("hi".into())).await?;
+//! assert_eq!(res.into_inner(), "hi"); // after the 200 ms the server asked for
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! In a tonic server, put `tower::util::MapErrLayer::new(buttress::grpc::into_status)`
 //! outside the buttress layers, so that a rejection reaches the client as a `Status`
 //! (tonic turns a `Status` error into a trailers-only response; any other error resets
@@ -40,13 +80,17 @@
 
 mod classify;
 mod deadline;
+pub mod propagate;
+mod retry;
 mod status;
 
 pub use classify::{GrpcClassifier, response_code};
 pub use deadline::{
-    GRPC_TIMEOUT, InvalidGrpcTimeout, format_grpc_timeout, grpc_timeout, parse_grpc_timeout,
-    set_grpc_timeout,
+    GRPC_TIMEOUT, GrpcDeadline, InvalidGrpcTimeout, deadline_timeout, format_grpc_timeout,
+    grpc_timeout, parse_grpc_timeout, set_grpc_timeout,
 };
+pub use propagate::{Deadline, PropagateDeadline, PropagateDeadlineLayer};
+pub use retry::GrpcRetryPolicy;
 pub use status::{
     Pushback, RETRY_PUSHBACK_MS, into_status, rejection_code, set_retry_pushback, status_from_error,
 };

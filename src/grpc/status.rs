@@ -119,6 +119,13 @@ impl Pushback {
     pub fn from_status(status: &Status) -> Option<Pushback> {
         Pushback::from_metadata(status.metadata())
     }
+
+    /// The pushback in the headers of a trailers-only response (where a server puts an
+    /// error's metadata when it sends no message), or `None` if there is none.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<Pushback> {
+        let value = headers.get(RETRY_PUSHBACK_MS)?;
+        Some(parse_pushback(value.as_bytes()))
+    }
 }
 
 /// A non-negative decimal integer of milliseconds (read by [`crate::pushback`], the one

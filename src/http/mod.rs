@@ -42,11 +42,45 @@
 //!
 //! On the client side, [`replay`] makes request bodies replayable so that a retry can
 //! send a request again ([`BufferRequestBodyLayer`], [`ReplayBody`]), and says which
-//! requests may be sent again ([`is_idempotent`], [`clone_for_retry`], [`ReplayPolicy`]).
+//! requests may be sent again ([`is_idempotent`], [`clone_for_retry`], [`ReplayPolicy`]);
+//! [`HttpRetryPolicy`] says which results are retried (`500`, `502`, `503`, `504`, `429`,
+//! connection errors) and waits what `Retry-After` asks (seconds or an HTTP date; longer
+//! than the retry's `max_wait`, negative or malformed: no retry). Both in one layer:
+//!
+//! ```
+//! use buttress::http::HttpRetryPolicy;
+//! use buttress::retry::RetryLayer;
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), buttress::BoxError> {
+//! # let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! # let hyper_client = service_fn(move |_req: Request<buttress::http::ReplayBody<Full<Bytes>>>| {
+//! #     let first = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+//! #     async move {
+//! #         let status = if first { 503 } else { 200 };
+//! #         Ok::<_, buttress::BoxError>(Response::builder().status(status).header("retry-after", "1").body(())?)
+//! #     }
+//! # });
+//! // Bodies up to 64 KiB buffered and replayed; idempotent requests retried.
+//! let retry = HttpRetryPolicy::new()
+//!     .retry_layer(RetryLayer::builder().max_attempts(3).max_wait(Duration::from_secs(10)))?;
+//! let client = ServiceBuilder::new().layer(retry).service(hyper_client);
+//!
+//! let res = client.oneshot(Request::get("/items/7").body(Full::new(Bytes::new()))?).await?;
+//! assert_eq!(res.status(), 200); // after a 503 and the second it asked for
+//! # Ok(())
+//! # }
+//! ```
 
 mod classify;
 pub mod replay;
 mod response;
+mod retry;
 
 pub use classify::{HttpClassifier, StatusFn};
 pub use replay::{
@@ -54,3 +88,4 @@ pub use replay::{
     clone_request, is_idempotent,
 };
 pub use response::{ErrorResponse, error_response, handle_error};
+pub use retry::{HttpRetryLayer, HttpRetryPolicy};
