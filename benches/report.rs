@@ -444,6 +444,10 @@ fn render(data: &Data, root: &Path) -> String {
     let date = command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
     let kernel = command("uname", &["-sr"]).unwrap_or_default();
     let settings = std::env::var("BUTTRESS_BENCH_SETTINGS").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned());
 
     let mut out = String::new();
     let _ = writeln!(
@@ -451,7 +455,8 @@ fn render(data: &Data, root: &Path) -> String {
         "# Benchmarks\n\n\
          Written by `scripts/bench` on {date}; rerun it to refresh this file, do not edit it \
          by hand.\n\n\
-         - Machine: {cpu}, {cpus} CPUs, {kernel}\n\
+         - Machine: {cpu}, {cpus} CPUs, {kernel}; load average {load} when the report \
+         was written\n\
          - Toolchain: {rustc}\n\
          - Crates: {}\n\
          - Criterion: {}\n",
@@ -472,8 +477,9 @@ fn render(data: &Data, root: &Path) -> String {
          of two runs of different lengths (`benches/instructions.rs`), immune to a busy \
          machine. The 2-thread rows run two OS threads, each with its own current-thread \
          runtime and a clone of one shared instance, and report wall time over all calls \
-         divided by the calls. Timings on a shared 2-core machine move by a few ns between \
-         runs; the instruction counts do not.\n\n\
+         divided by the calls. Timings on a shared, busy machine move between runs, by tens \
+         of ns for the rows that read the clock or take a lock; the instruction counts do \
+         not move, but for the keyed limiter's concurrent map (a few percent).\n\n\
          Built as `cargo bench` builds benches: buttress with its default features, and \
          with the dev-dependencies, which turn on tokio's `test-util`; with it \
          `tokio::time::Instant::now()` (buttress's default clock) also checks for a paused \
