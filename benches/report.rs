@@ -480,11 +480,10 @@ fn render(data: &Data, root: &Path) -> String {
          divided by the calls. Timings on a shared, busy machine move between runs, by tens \
          of ns for the rows that read the clock or take a lock; the instruction counts do \
          not move, but for the keyed limiter's concurrent map (a few percent).\n\n\
-         Built as `cargo bench` builds benches: buttress with its default features, and \
-         with the dev-dependencies, which turn on tokio's `test-util`; with it \
-         `tokio::time::Instant::now()` (buttress's default clock) also checks for a paused \
-         clock, so a layer that reads the clock pays a little more here than in an \
-         application. The `reference` rows show what one clock read costs on this machine.\n\n",
+         Built as an application builds buttress: the benches are a package of their own \
+         (`benches/Cargo.toml`), so tokio's `test-util` (which the tests need for paused \
+         time, and which makes every `tokio::time::Instant::now()` check for a paused \
+         clock) is off. The `reference` rows show what one clock read costs on this machine.\n\n",
     );
 
     out.push_str("## Against the peers\n\nOverhead over the bare service, same run. ");
@@ -516,7 +515,10 @@ fn main() {
         .map(PathBuf::from);
     let bench = args.iter().any(|a| a == "--bench");
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root, one above this package (`benches/`): Cargo.lock is there.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the benches package sits in the workspace");
     let target = rows::target_dir();
     let data = load(&target, &rows::report_dir());
     let report = render(&data, root);
