@@ -75,6 +75,21 @@ fn keyed<C: SleepClock>(clock: C) -> impl Service<u64> + Clone + Send + 'static 
         .layer(Bare)
 }
 
+/// The keyed row with foldhash instead of SipHash: for keys clients cannot choose.
+fn keyed_foldhash<C: SleepClock>(clock: C) -> impl Service<u64> + Clone + Send + 'static {
+    RateLimitLayer::builder()
+        .rate(RATE)
+        .burst(BURST)
+        .clock(clock)
+        .keyed_with_hasher(
+            10_000,
+            |req: &u64| *req % 1_000,
+            foldhash::fast::RandomState::default(),
+        )
+        .unwrap()
+        .layer(Bare)
+}
+
 fn reject() -> buttress::rate_limit::RateLimit<Bare> {
     let svc = RateLimitLayer::new(1, Duration::from_secs(86_400), 1)
         .unwrap()
@@ -127,6 +142,10 @@ fn bench(c: &mut Criterion) {
         let mut svc = keyed(QuantaClock::new());
         b.iter_custom(|n| one_thread(&rt, &mut svc, n))
     });
+    g.bench_function("buttress_keyed_1000_hot_keys/quanta_clock_foldhash", |b| {
+        let mut svc = keyed_foldhash(QuantaClock::new());
+        b.iter_custom(|n| one_thread(&rt, &mut svc, n))
+    });
     // The limiters alone, no service around them: governor's `check()` against the
     // core's, both reading quanta.
     g.bench_function("check/governor_quanta", |b| {
@@ -154,6 +173,13 @@ fn bench(c: &mut Criterion) {
         let svc = keyed(QuantaClock::new());
         b.iter_custom(|n| two_threads(&svc, n))
     });
+    g.bench_function(
+        "2_threads/buttress_keyed_1000_hot_keys/quanta_clock_foldhash",
+        |b| {
+            let svc = keyed_foldhash(QuantaClock::new());
+            b.iter_custom(|n| two_threads(&svc, n))
+        },
+    );
     g.bench_function("2_threads/check/governor_quanta", |b| {
         let lim = governor_direct();
         b.iter_custom(|n| {

@@ -25,9 +25,8 @@
 
 use buttress::bulkhead::BulkheadLayer;
 use buttress::error::BoxError;
-use buttress::grpc::{Pushback, grpc_timeout, into_status};
+use buttress::grpc::{Pushback, deadline_timeout, into_status};
 use buttress::rate_limit::RateLimitLayer;
-use buttress::timeout::TimeoutLayer;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -54,21 +53,6 @@ use echo::{EchoRequest, EchoResponse};
 /// The longest any call may take, whatever its `grpc-timeout` says.
 const MAX_CALL: Duration = Duration::from_secs(5);
 
-/// How much sooner than the client's deadline the server gives up.
-const MARGIN: Duration = Duration::from_millis(20);
-
-/// How long a call may take: what its `grpc-timeout` allows less [`MARGIN`], at most
-/// [`MAX_CALL`]; a missing or malformed header counts as none.
-///
-/// The margin lets `DEADLINE_EXCEEDED` reach the client before its deadline passes. It
-/// also makes this timeout, rather than tonic's own `grpc-timeout` timer (which runs
-/// outside every layer and answers `CANCELLED` "Timeout expired"), the one that ends the
-/// call.
-fn call_budget(req: &http::Request<tonic::body::Body>) -> Option<Duration> {
-    let asked = grpc_timeout(req.headers()).ok().flatten();
-    Some(asked.map_or(MAX_CALL, |d| d.saturating_sub(MARGIN).min(MAX_CALL)))
-}
-
 /// Echoes the message; `slow:<ms>` sleeps that long first.
 #[derive(Debug, Clone, Copy)]
 struct EchoService;
@@ -88,7 +72,12 @@ impl Echo for EchoService {
 async fn serve(listener: tokio::net::TcpListener) -> Result<(), BoxError> {
     let limits = ServiceBuilder::new()
         .layer(MapErrLayer::new(into_status))
-        .layer(TimeoutLayer::per_request(call_budget))
+        .layer(
+            // Each call may take what its grpc-timeout allows (less a small margin, so
+            // this layer's DEADLINE_EXCEEDED answers before tonic's own timer would say
+            // CANCELLED), and never more than MAX_CALL.
+            deadline_timeout(MAX_CALL)?,
+        )
         .layer(RateLimitLayer::new(20, Duration::from_secs(1), 10)?)
         .layer(BulkheadLayer::new(4)?)
         .into_inner();

@@ -8,8 +8,8 @@
 use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::BoxError;
 use buttress::grpc::{
-    Deadline, GrpcClassifier, GrpcRetryPolicy, PropagateDeadlineLayer, Pushback, RETRY_PUSHBACK_MS,
-    grpc_timeout, into_status,
+    DEFAULT_MARGIN, Deadline, GrpcClassifier, GrpcRetryPolicy, PropagateDeadlineLayer, Pushback,
+    RETRY_PUSHBACK_MS, deadline_timeout, grpc_timeout, into_status,
 };
 use buttress::http::{BufferRequestBodyLayer, ReplayBody, clone_request};
 use buttress::pushback::grpc_retry_pushback_bounded;
@@ -259,25 +259,11 @@ async fn an_overloaded_server_pushes_back_and_the_client_waits_that_long_before_
     .await;
 }
 
-/// How much sooner than the client's deadline the server gives up (see the
-/// `tonic_server` example: this timeout, not tonic's own timer, ends the call).
-const MARGIN: Duration = Duration::from_millis(20);
-
-/// The server's bound on each call: its `grpc-timeout` less [`MARGIN`], at most `cap`.
-fn bound_by_grpc_timeout(
-    cap: Duration,
-) -> impl Fn(&http::Request<tonic::body::Body>) -> Option<Duration> + Clone + Send + 'static {
-    move |req| {
-        let asked = grpc_timeout(req.headers()).ok().flatten();
-        Some(asked.map_or(cap, |d| d.saturating_sub(MARGIN).min(cap)))
-    }
-}
-
 async fn deadline_server(cap: Duration) -> (SocketAddr, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
     let layer = ServiceBuilder::new()
         .layer(MapErrLayer::new(into_status))
-        .layer(TimeoutLayer::per_request(bound_by_grpc_timeout(cap)))
+        .layer(deadline_timeout(cap).expect("valid config"))
         .into_inner();
     (serve(layer, Arc::clone(&seen)).await, seen)
 }
@@ -303,7 +289,10 @@ async fn grpc_timeout_bounds_the_servers_work() {
         let took = start.elapsed();
         assert_eq!(status.code(), Code::DeadlineExceeded);
         assert_eq!(status.message(), "request timed out");
-        assert!(took >= Duration::from_millis(300) - MARGIN, "{took:?}");
+        assert!(
+            took >= Duration::from_millis(300) - DEFAULT_MARGIN,
+            "{took:?}"
+        );
         assert!(took < Duration::from_secs(5), "{took:?}");
         until_dropped(&seen, 1).await;
         assert_eq!(seen.finished.load(Ordering::SeqCst), 0);

@@ -370,3 +370,133 @@ fn a_breaker_handle_is_a_health_source() {
     handle.reset();
     assert_eq!(registry.readiness().status_code(), 200);
 }
+
+/// A real bulkhead's handle: healthy with a slot free, degraded when full or when a
+/// call waits, healthy again once the slots come back.
+#[tokio::test(start_paused = true)]
+async fn a_bulkhead_handle_is_a_health_source() {
+    use buttress::bulkhead::BulkheadLayer;
+    use std::time::Duration;
+    use tower::{Layer, Service, ServiceExt};
+
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_secs(1))
+        .build()
+        .expect("valid config");
+    let handle = layer.handle().named("db-pool");
+    let registry = HealthRegistry::new();
+    registry.register(handle.clone()).expect("a unique name");
+    assert_eq!(registry.names(), vec!["db-pool".to_string()]);
+    assert_eq!(handle.status(), HealthStatus::Healthy);
+
+    let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = Arc::new(tokio::sync::Mutex::new(Some(gate)));
+    let svc = layer.layer(tower::service_fn(move |_: ()| {
+        let gate = Arc::clone(&gate);
+        async move {
+            if let Some(g) = gate.lock().await.take() {
+                let _ = g.await;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+    }));
+    // One call holds the only slot: full.
+    let mut s = svc.clone();
+    let first = tokio::spawn(async move { s.ready().await?.call(()).await });
+    tokio::task::yield_now().await;
+    assert_eq!(handle.in_flight(), 1);
+    assert_eq!(handle.status(), HealthStatus::Degraded);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 200, "degraded is still ready");
+    assert_eq!(ready.report().status, OverallStatus::Degraded);
+    let text = json_of(&ready).to_string();
+    assert!(text.contains("\"in_flight\":1"), "{text}");
+
+    // A second call waits for it.
+    let mut s = svc.clone();
+    let second = tokio::spawn(async move { s.ready().await?.call(()).await });
+    tokio::task::yield_now().await;
+    assert_eq!(handle.waiting(), 1);
+    assert_eq!(handle.status(), HealthStatus::Degraded);
+
+    release.send(()).expect("first call waiting");
+    first.await.expect("task").expect("first call");
+    second.await.expect("task").expect("second call");
+    assert_eq!(handle.available(), 1);
+    assert_eq!(handle.waiting(), 0);
+    assert_eq!(handle.status(), HealthStatus::Healthy);
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+}
+
+/// A real rate limiter's handle: degraded while calls were rejected since the previous
+/// probe, healthy at the next probe without rejections; direct and keyed alike.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limiter_handle_is_a_health_source() {
+    use buttress::rate_limit::RateLimitLayer;
+    use std::time::Duration;
+    use tower::{Layer, Service, ServiceExt};
+
+    let echo = tower::service_fn(|x: u32| async move { Ok::<_, std::io::Error>(x) });
+    let direct = RateLimitLayer::new(1, Duration::from_secs(1), 1).expect("valid");
+    let keyed = RateLimitLayer::builder()
+        .rate(1)
+        .burst(1)
+        .keyed(16, |x: &u32| *x)
+        .expect("valid");
+    let registry = HealthRegistry::new();
+    let direct_handle = direct.handle().named("api-limit");
+    let keyed_handle = keyed.handle().named("per-client");
+    registry.register(direct_handle.clone()).expect("unique");
+    registry.register(keyed_handle.clone()).expect("unique");
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+
+    let mut d = direct.layer(echo);
+    let mut k = keyed.layer(echo);
+    assert!(d.ready().await.unwrap().call(1).await.is_ok());
+    assert!(k.ready().await.unwrap().call(7).await.is_ok());
+    // Admitted calls alone leave it healthy.
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+
+    // Over the limit: one rejection each.
+    assert!(d.ready().await.unwrap().call(2).await.is_err());
+    assert!(k.ready().await.unwrap().call(7).await.is_err());
+    assert!(
+        k.ready().await.unwrap().call(8).await.is_ok(),
+        "another key passes"
+    );
+    assert_eq!(direct_handle.rejected(), 1);
+    assert_eq!(keyed_handle.rejected(), 1);
+    let ready = registry.readiness();
+    assert_eq!(
+        ready.status_code(),
+        200,
+        "a limiter rejecting is degraded, not down"
+    );
+    assert_eq!(ready.report().status, OverallStatus::Degraded);
+    let text = json_of(&ready).to_string();
+    assert!(text.contains("rate_limiter"), "{text}");
+    assert!(text.contains("\"rejected\":1"), "{text}");
+
+    // The next probe saw no new rejection: healthy again.
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+
+    // One more rejection on the direct limiter only: only it is degraded.
+    assert!(d.ready().await.unwrap().call(3).await.is_err());
+    let ready = registry.readiness();
+    assert_eq!(ready.report().status, OverallStatus::Degraded);
+    let text = json_of(&ready).to_string();
+    assert!(text.contains("\"rejected\":2"), "{text}");
+    // Each clone keeps its own previous reading: these two were never read, so they
+    // report every rejection since they were made, once.
+    assert_eq!(direct_handle.status(), HealthStatus::Degraded);
+    assert_eq!(direct_handle.status(), HealthStatus::Healthy, "read once");
+    assert_eq!(keyed_handle.status(), HealthStatus::Degraded);
+    assert_eq!(keyed_handle.status(), HealthStatus::Healthy);
+
+    // Time passes, calls pass: healthy.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(d.ready().await.unwrap().call(4).await.is_ok());
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+    assert_eq!(direct_handle.rejected(), 2);
+}

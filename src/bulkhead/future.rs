@@ -86,29 +86,48 @@ where
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
+    // Always inlined: the admit path is a tag check and the inner poll; waiting and
+    // rejection are out of line.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Called { fut, .. } => return fut.poll(cx).map_err(Into::into),
-                StateProj::Rejected { err } => {
-                    let err = err.take().unwrap_or_default();
-                    return Poll::Ready(Err(err.into()));
-                }
-                StateProj::Waiting { wait, svc, req } => {
-                    let permit = match ready!(wait.as_mut().poll(cx)) {
-                        Ok(p) => p,
-                        Err(full) => return Poll::Ready(Err(full.into())),
-                    };
-                    match (svc.take(), req.take()) {
-                        (Some(mut svc), Some(req)) => {
-                            let fut = svc.call(req);
-                            this.state.set(State::Called { fut, permit });
-                        }
-                        // Polled again after completing: nothing left to run.
-                        _ => return Poll::Ready(Err(BulkheadFull::new().into())),
+        let mut state = self.project().state;
+        if let StateProj::Called { fut, .. } = state.as_mut().project() {
+            return fut.poll(cx).map_err(Into::into);
+        }
+        poll_slow(state, cx)
+    }
+}
+
+/// The response future's waiting and rejected states.
+#[inline(never)]
+fn poll_slow<F, S, Req, T, E>(
+    mut state: Pin<&mut State<F, S, Req>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, BoxError>>
+where
+    F: Future<Output = Result<T, E>>,
+    S: Service<Req, Future = F, Response = T, Error = E>,
+    E: Into<BoxError>,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Called { fut, .. } => return fut.poll(cx).map_err(Into::into),
+            StateProj::Rejected { err } => {
+                let err = err.take().unwrap_or_default();
+                return Poll::Ready(Err(err.into()));
+            }
+            StateProj::Waiting { wait, svc, req } => {
+                let permit = match ready!(wait.as_mut().poll(cx)) {
+                    Ok(p) => p,
+                    Err(full) => return Poll::Ready(Err(full.into())),
+                };
+                match (svc.take(), req.take()) {
+                    (Some(mut svc), Some(req)) => {
+                        let fut = svc.call(req);
+                        state.set(State::Called { fut, permit });
                     }
+                    // Polled again after completing: nothing left to run.
+                    _ => return Poll::Ready(Err(BulkheadFull::new().into())),
                 }
             }
         }

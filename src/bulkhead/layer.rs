@@ -32,6 +32,7 @@ impl BulkheadLayer {
     pub fn handle(&self) -> BulkheadHandle {
         BulkheadHandle {
             shared: self.shared.clone(),
+            name: None,
         }
     }
 }
@@ -125,12 +126,27 @@ impl BulkheadBuilder {
 }
 
 /// A view of one bulkhead's counts, for metrics and health checks.
+///
+/// With the `health` feature it is a health source: healthy while a slot is free and
+/// nobody waits, degraded when full or when calls are waiting.
 #[derive(Debug, Clone)]
 pub struct BulkheadHandle {
     shared: Shared,
+    name: Option<std::sync::Arc<str>>,
 }
 
 impl BulkheadHandle {
+    /// The same handle, reporting under `name` (health checks need unique names).
+    pub fn named(mut self, name: impl Into<std::sync::Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name given with [`named`](Self::named), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// Calls holding a slot right now.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight()

@@ -14,10 +14,11 @@
 //!   cancellation and panics all give it back.
 //! - **One bulkhead per layer value**: every service the layer makes, and every clone,
 //!   shares its slots. [`BulkheadHandle`] reports in-flight and waiting counts.
-//! - The reject-at-once mode takes a slot with one `fetch_add` on the core's
+//! - The reject-at-once mode takes a slot with one compare-and-swap on the core's
 //!   [`Permits`](buttress_core::permits::Permits) counter and gives it back with one
-//!   `fetch_sub`, lock-free and allocation-free (two callers racing for the very last
-//!   slot may both be refused, never both admitted). The waiting and backpressure modes
+//!   `fetch_sub`, lock-free and allocation-free; admission is exact (a call is refused
+//!   only when every slot is held, never because another caller raced it for the last
+//!   one). The waiting and backpressure modes
 //!   keep their slots in tokio's fair semaphore, whose queue hands a freed slot to the
 //!   oldest waiter: its admit path is one compare-and-swap, but its release takes the
 //!   semaphore's (uncontended) internal lock, and only a call that actually has to wait

@@ -61,20 +61,10 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, S, Req>;
 
-    #[inline]
+    #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.shared.is_backpressure() && self.held.is_none() {
-            if self.acquiring.is_none() {
-                match self.shared.try_acquire() {
-                    Some(p) => self.held = Some(p),
-                    None => self.acquiring = self.shared.wait(),
-                }
-            }
-            if let Some(wait) = self.acquiring.as_mut() {
-                let permit = ready!(wait.as_mut().poll(cx));
-                self.acquiring = None;
-                self.held = Some(permit.map_err(BoxError::from)?);
-            }
+        if self.held.is_none() && self.shared.is_backpressure() {
+            ready!(self.poll_slot(cx))?;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
@@ -83,6 +73,44 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         // The slot is taken here, with the call, never between `poll_ready` and `call`
         // (except in backpressure mode, where `poll_ready` took it on purpose).
+        if let Shared::Reject(permits) = &self.shared {
+            // The reject-at-once mode, straight to the core's counter.
+            return match permits.try_acquire() {
+                Some(g) => ResponseFuture::called(self.inner.call(req), Permit::Counter(g)),
+                None => ResponseFuture::rejected(BulkheadFull::new()),
+            };
+        }
+        self.call_semaphore(req)
+    }
+}
+
+impl<S: Clone> Bulkhead<S> {
+    /// Backpressure mode: takes the slot for the next `call`, waiting for one if full.
+    /// Out of line, so that the other modes' `poll_ready` stays a check.
+    #[inline(never)]
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.acquiring.is_none() {
+            match self.shared.try_acquire() {
+                Some(p) => {
+                    self.held = Some(p);
+                    return Poll::Ready(Ok(()));
+                }
+                None => self.acquiring = self.shared.wait(),
+            }
+        }
+        if let Some(wait) = self.acquiring.as_mut() {
+            let permit = ready!(wait.as_mut().poll(cx));
+            self.acquiring = None;
+            self.held = Some(permit.map_err(BoxError::from)?);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// `call` in the waiting and backpressure modes.
+    fn call_semaphore<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, S, Req>
+    where
+        S: Service<Req>,
+    {
         if let Some(p) = self.held.take().or_else(|| self.shared.try_acquire()) {
             return ResponseFuture::called(self.inner.call(req), p);
         }

@@ -13,20 +13,32 @@ use std::task::{Context, Poll, ready};
 pin_project! {
     /// The response future of [`Fallback`](super::Fallback): the primary call, then, on
     /// a failure, the fallback's.
+    ///
+    /// What a fallback needs (the handler, the policy, the saved request) lives inside
+    /// the primary state, so the success path reads one tag and classifies; it is moved
+    /// out only on a failure.
     pub struct ResponseFuture<F, Fb, H, P, Sv> {
         #[pin]
-        state: State<F, Fb>,
-        rest: Option<(H, P, Sv)>,
-        // With `metrics` or `tracing`: the instance's instruments.
-        obs: FallbackObs,
+        state: State<F, Fb, H, P, Sv>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, Fb> {
-        Primary { #[pin] fut: F },
+    #[project_replace = StateReplace]
+    enum State<F, Fb, H, P, Sv> {
+        Primary {
+            #[pin]
+            fut: F,
+            handler: H,
+            policy: P,
+            saved: Sv,
+            // With `metrics` or `tracing`: the instance's instruments.
+            obs: FallbackObs,
+        },
         Fallback { #[pin] fut: Fb },
+        // Only between taking the handler out and starting the fallback.
+        Switching,
     }
 }
 
@@ -34,9 +46,13 @@ impl<F, Fb, H, P, Sv> ResponseFuture<F, Fb, H, P, Sv> {
     #[inline]
     pub(super) fn new(fut: F, handler: H, policy: P, saved: Sv, obs: FallbackObs) -> Self {
         ResponseFuture {
-            state: State::Primary { fut },
-            rest: Some((handler, policy, saved)),
-            obs,
+            state: State::Primary {
+                fut,
+                handler,
+                policy,
+                saved,
+                obs,
+            },
         }
     }
 }
@@ -45,7 +61,7 @@ impl<F, Fb, H, P, Sv> fmt::Debug for ResponseFuture<F, Fb, H, P, Sv> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Primary { .. } => "primary",
-            State::Fallback { .. } => "fallback",
+            State::Fallback { .. } | State::Switching => "fallback",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -63,30 +79,50 @@ where
 {
     type Output = Result<T, BoxError>;
 
-    #[inline]
+    // Always inlined: what is left here is a tag check, the inner poll and a
+    // classification, and the failure path is out of line.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Primary { fut } => {
-                    let result = ready!(fut.poll(cx));
-                    // The success path: one classification, one branch.
-                    let failed = match this.rest {
-                        Some((_, policy, _)) => policy.classify(&result) == Outcome::Failure,
-                        None => false,
-                    };
-                    if !failed {
-                        return Poll::Ready(result.map_err(Into::into));
-                    }
-                    let Some((handler, _, saved)) = this.rest.take() else {
-                        return Poll::Ready(result.map_err(Into::into));
-                    };
-                    this.obs.taken();
-                    let fut = handler.recover(result, saved);
-                    this.state.set(State::Fallback { fut });
+        let mut state = self.project().state;
+        match state.as_mut().project() {
+            StateProj::Primary { fut, policy, .. } => {
+                let result = ready!(fut.poll(cx));
+                // The success path: one classification, one branch.
+                if policy.classify(&result) != Outcome::Failure {
+                    return Poll::Ready(result.map_err(Into::into));
                 }
-                StateProj::Fallback { fut } => return fut.poll(cx),
+                fall_back(state, result, cx)
             }
+            StateProj::Fallback { fut } => fut.poll(cx),
+            StateProj::Switching => Poll::Ready(Err("fallback polled after a panic".into())),
         }
+    }
+}
+
+/// A failure: moves what the fallback needs out of the primary state (whose finished
+/// future is dropped) and starts the fallback. Out of line, so that the success path
+/// stays small enough to inline into the caller.
+#[cold]
+#[inline(never)]
+fn fall_back<F, Fb, H, P, Sv, T, E>(
+    mut state: Pin<&mut State<F, Fb, H, P, Sv>>,
+    failed: Result<T, E>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, BoxError>>
+where
+    H: Recover<Sv, T, E, Future = Fb>,
+    Fb: Future<Output = Result<T, BoxError>>,
+{
+    if let StateReplace::Primary {
+        handler, saved, obs, ..
+    } = state.as_mut().project_replace(State::Switching)
+    {
+        obs.taken();
+        let fut = handler.recover(failed, saved);
+        state.set(State::Fallback { fut });
+    }
+    match state.project() {
+        StateProj::Fallback { fut } => fut.poll(cx),
+        _ => Poll::Ready(Err("fallback polled after a panic".into())),
     }
 }

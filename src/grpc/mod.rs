@@ -86,8 +86,9 @@ mod status;
 
 pub use classify::{GrpcClassifier, response_code};
 pub use deadline::{
-    GRPC_TIMEOUT, GrpcDeadline, InvalidGrpcTimeout, deadline_timeout, format_grpc_timeout,
-    grpc_timeout, parse_grpc_timeout, set_grpc_timeout,
+    DEFAULT_MARGIN, GRPC_TIMEOUT, GrpcDeadline, InvalidGrpcTimeout, deadline_timeout,
+    deadline_timeout_with_margin, format_grpc_timeout, grpc_timeout, parse_grpc_timeout,
+    set_grpc_timeout,
 };
 pub use propagate::{Deadline, PropagateDeadline, PropagateDeadlineLayer};
 pub use retry::GrpcRetryPolicy;

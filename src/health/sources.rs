@@ -6,12 +6,22 @@
 //! | handle | healthy | degraded | unhealthy |
 //! |---|---|---|---|
 //! | [`CircuitBreakerHandle`] | closed, disabled | half-open | open, forced open |
+//! | [`BulkheadHandle`] | a slot free, nobody waiting | full, or calls waiting | never |
+//! | [`RateLimitHandle`] | no rejection since the previous probe | a rejection since the previous probe | never |
 //!
-//! An unnamed layer reports under its kind (`"circuit_breaker"`); name each layer that
-//! a registry holds, since names must be unique there.
+//! A rate limiter's status reads "since the previous probe" as "since the previous
+//! `status()` call on this handle": the handle remembers the rejection count it last
+//! saw (the limiter itself only does one relaxed add per rejection). A registry calls
+//! `status()` once per probe, so give each registry its own clone of the handle.
+//!
+//! An unnamed layer reports under its kind (`"circuit_breaker"`, `"bulkhead"`,
+//! `"rate_limiter"`); name each layer that a registry holds (`named` on the bulkhead
+//! and rate-limit handles), since names must be unique there.
 
 use super::{HealthSource, HealthStatus};
+use crate::bulkhead::BulkheadHandle;
 use crate::circuit_breaker::CircuitBreakerHandle;
+use crate::rate_limit::RateLimitHandle;
 use buttress_core::breaker::State;
 use serde_json::{Map, Value};
 
@@ -42,6 +52,56 @@ impl HealthSource for CircuitBreakerHandle {
         d.insert("failure_rate".into(), m.failure_rate.into());
         d.insert("slow_call_rate".into(), m.slow_call_rate.into());
         d.insert("not_permitted".into(), m.not_permitted.into());
+        d
+    }
+}
+
+impl HealthSource for BulkheadHandle {
+    fn name(&self) -> &str {
+        BulkheadHandle::name(self).unwrap_or("bulkhead")
+    }
+
+    fn kind(&self) -> &'static str {
+        "bulkhead"
+    }
+
+    fn status(&self) -> HealthStatus {
+        if self.available() == 0 || self.waiting() > 0 {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        d.insert("in_flight".into(), self.in_flight().into());
+        d.insert("waiting".into(), self.waiting().into());
+        d.insert("max_concurrent".into(), self.max_concurrent().into());
+        d
+    }
+}
+
+impl HealthSource for RateLimitHandle {
+    fn name(&self) -> &str {
+        RateLimitHandle::name(self).unwrap_or("rate_limiter")
+    }
+
+    fn kind(&self) -> &'static str {
+        "rate_limiter"
+    }
+
+    fn status(&self) -> HealthStatus {
+        if self.rejected_since_last_read() > 0 {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        d.insert("rejected".into(), self.rejected().into());
         d
     }
 }

@@ -5,9 +5,11 @@ use crate::ConfigError;
 use crate::clock::{Clock, MonotonicClock, Nanos, TokioClock};
 use buttress_core::gcra::{Gcra, Quota};
 use buttress_core::keyed::KeyedGcra;
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tower_layer::Layer;
 
@@ -116,12 +118,19 @@ impl<C: SleepClock> RateLimitBuilder<C> {
                 gcra: Gcra::new(quota),
                 clock,
                 max_wait,
+                rejected: Arc::default(),
             }),
         })
     }
 
     /// A keyed layer: one limiter per key that `key` extracts from the request, at most
     /// `max_keys` keys held at once (idle keys are evicted by the store itself).
+    ///
+    /// Keys are hashed with std's `RandomState` (SipHash-1-3 with a random key), which
+    /// resists hash flooding: keys such as client IPs or tenant ids come from the
+    /// network, and an attacker who could choose colliding keys would otherwise turn
+    /// every lookup into a long probe. For keys no client can choose (a route, a small
+    /// fixed set) a faster hasher fits: see [`keyed_with_hasher`](Self::keyed_with_hasher).
     pub fn keyed<Req, K, F>(
         self,
         max_keys: usize,
@@ -131,13 +140,32 @@ impl<C: SleepClock> RateLimitBuilder<C> {
         K: Hash + Eq,
         F: Fn(&Req) -> K,
     {
+        self.keyed_with_hasher(max_keys, key, RandomState::new())
+    }
+
+    /// As [`keyed`](Self::keyed), hashing keys with `hasher` (for example
+    /// `foldhash::fast::RandomState`, several times faster than SipHash on small keys
+    /// but without its resistance to chosen-key flooding: use it for keys clients
+    /// cannot pick).
+    pub fn keyed_with_hasher<Req, K, F, H>(
+        self,
+        max_keys: usize,
+        key: F,
+        hasher: H,
+    ) -> Result<KeyedRateLimitLayer<K, F, C, H>, ConfigError>
+    where
+        K: Hash + Eq,
+        F: Fn(&Req) -> K,
+        H: BuildHasher,
+    {
         let (quota, max_wait, clock) = self.parts()?;
         Ok(KeyedRateLimitLayer {
             shared: Arc::new(Keyed {
-                store: KeyedGcra::new(quota, max_keys)?,
+                store: KeyedGcra::with_hasher(quota, max_keys, hasher)?,
                 key,
                 clock,
                 max_wait,
+                rejected: Arc::default(),
             }),
         })
     }
@@ -149,14 +177,18 @@ pub(super) struct Direct<C> {
     pub(super) clock: C,
     /// Zero: reject at once.
     pub(super) max_wait: Nanos,
+    /// Calls refused so far, shared with the handles; counted on the reject path only.
+    pub(super) rejected: Arc<AtomicU64>,
 }
 
 /// The state of a keyed limiter.
-pub(super) struct Keyed<K, F, C> {
-    pub(super) store: KeyedGcra<K>,
+pub(super) struct Keyed<K, F, C, H = RandomState> {
+    pub(super) store: KeyedGcra<K, H>,
     pub(super) key: F,
     pub(super) clock: C,
     pub(super) max_wait: Nanos,
+    /// Calls refused so far, shared with the handles; counted on the reject path only.
+    pub(super) rejected: Arc<AtomicU64>,
 }
 
 /// A [`Layer`] that limits calls to a rate with bursts (GCRA), one limiter for every
@@ -197,6 +229,11 @@ impl<C> RateLimitLayer<C> {
     pub fn quota(&self) -> &Quota {
         self.shared.gcra.quota()
     }
+
+    /// A handle counting this limiter's rejections, for metrics and health checks.
+    pub fn handle(&self) -> RateLimitHandle {
+        RateLimitHandle::new(Arc::clone(&self.shared.rejected))
+    }
 }
 
 impl<S, C> Layer<S> for RateLimitLayer<C> {
@@ -210,11 +247,11 @@ impl<S, C> Layer<S> for RateLimitLayer<C> {
 /// A [`Layer`] with one GCRA limiter per key extracted from the request (client IP,
 /// tenant, route), at most `max_keys` keys at once. Built by
 /// [`RateLimitBuilder::keyed`].
-pub struct KeyedRateLimitLayer<K, F, C = TokioClock> {
-    shared: Arc<Keyed<K, F, C>>,
+pub struct KeyedRateLimitLayer<K, F, C = TokioClock, H = RandomState> {
+    shared: Arc<Keyed<K, F, C, H>>,
 }
 
-impl<K, F, C> Clone for KeyedRateLimitLayer<K, F, C> {
+impl<K, F, C, H> Clone for KeyedRateLimitLayer<K, F, C, H> {
     fn clone(&self) -> Self {
         KeyedRateLimitLayer {
             shared: Arc::clone(&self.shared),
@@ -222,7 +259,7 @@ impl<K, F, C> Clone for KeyedRateLimitLayer<K, F, C> {
     }
 }
 
-impl<K, F, C> fmt::Debug for KeyedRateLimitLayer<K, F, C> {
+impl<K, F, C, H> fmt::Debug for KeyedRateLimitLayer<K, F, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateLimitLayer")
             .field("store", &self.shared.store)
@@ -231,17 +268,94 @@ impl<K, F, C> fmt::Debug for KeyedRateLimitLayer<K, F, C> {
     }
 }
 
-impl<K: Hash + Eq, F, C> KeyedRateLimitLayer<K, F, C> {
+impl<K: Hash + Eq, F, C, H: BuildHasher> KeyedRateLimitLayer<K, F, C, H> {
     /// Keys held right now.
     pub fn keys(&self) -> usize {
         self.shared.store.len()
     }
 }
 
-impl<S, K, F, C> Layer<S> for KeyedRateLimitLayer<K, F, C> {
-    type Service = KeyedRateLimit<S, K, F, C>;
+impl<K, F, C, H> KeyedRateLimitLayer<K, F, C, H> {
+    /// A handle counting this limiter's rejections (over every key), for metrics and
+    /// health checks.
+    pub fn handle(&self) -> RateLimitHandle {
+        RateLimitHandle::new(Arc::clone(&self.shared.rejected))
+    }
+}
+
+impl<S, K, F, C, H> Layer<S> for KeyedRateLimitLayer<K, F, C, H> {
+    type Service = KeyedRateLimit<S, K, F, C, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
         KeyedRateLimit::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// A cheap view of one rate limiter's rejections (direct or keyed), from
+/// [`RateLimitLayer::handle`] or [`KeyedRateLimitLayer::handle`].
+///
+/// The limiter counts a rejection with one relaxed atomic add, on the reject path only.
+/// With the `health` feature the handle is a health source: **degraded while the
+/// limiter rejected any call since this handle's previous status read** (each probe
+/// reads it once, so "since the previous probe"), healthy otherwise. A clone starts
+/// from the same point but then keeps its own previous reading, so give each registry
+/// its own clone.
+#[derive(Debug)]
+pub struct RateLimitHandle {
+    rejected: Arc<AtomicU64>,
+    /// The rejection count at the previous [`rejected_since_last_read`] call.
+    ///
+    /// [`rejected_since_last_read`]: RateLimitHandle::rejected_since_last_read
+    seen: AtomicU64,
+    name: Option<Arc<str>>,
+}
+
+impl Clone for RateLimitHandle {
+    fn clone(&self) -> Self {
+        RateLimitHandle {
+            rejected: Arc::clone(&self.rejected),
+            // Relaxed: a snapshot of this handle's own bookkeeping.
+            seen: AtomicU64::new(self.seen.load(Ordering::Relaxed)),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl RateLimitHandle {
+    fn new(rejected: Arc<AtomicU64>) -> Self {
+        // Relaxed: counts only, they publish no other memory.
+        let seen = AtomicU64::new(rejected.load(Ordering::Relaxed));
+        RateLimitHandle {
+            rejected,
+            seen,
+            name: None,
+        }
+    }
+
+    /// The same handle, reporting under `name` (health checks need unique names).
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name given with [`named`](Self::named), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Calls the limiter has refused since it was built.
+    pub fn rejected(&self) -> u64 {
+        // Relaxed: a count for reporting.
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused since the previous call of this method on this handle (since the
+    /// handle was made, the first time).
+    pub fn rejected_since_last_read(&self) -> u64 {
+        let now = self.rejected();
+        // Relaxed: the handle's own bookkeeping; concurrent readers each get a share
+        // of the difference, never a count twice.
+        let before = self.seen.swap(now, Ordering::Relaxed);
+        now.saturating_sub(before)
     }
 }

@@ -63,5 +63,7 @@ mod layer;
 mod service;
 
 pub use error::RateLimited;
-pub use layer::{KeyedRateLimitLayer, RateLimitBuilder, RateLimitLayer, SleepClock};
+pub use layer::{
+    KeyedRateLimitLayer, RateLimitBuilder, RateLimitHandle, RateLimitLayer, SleepClock,
+};
 pub use service::{KeyedRateLimit, RateLimit};

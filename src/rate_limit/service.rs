@@ -5,9 +5,11 @@ use super::future::ResponseFuture;
 use super::layer::{Direct, Keyed, SleepClock};
 use crate::BoxError;
 use crate::clock::{Nanos, TokioClock};
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -55,6 +57,7 @@ fn dispatch<S, Req, C>(
     verdict: Result<Nanos, Nanos>,
     now: Nanos,
     clock: &C,
+    rejected: &AtomicU64,
 ) -> ResponseFuture<S::Future, S, Req>
 where
     S: Service<Req> + Clone,
@@ -70,7 +73,12 @@ where
             let svc = std::mem::replace(inner, ready);
             ResponseFuture::waiting(deadline, svc, req)
         }
-        Err(retry_after) => ResponseFuture::rejected(RateLimited::new(retry_after.as_duration())),
+        Err(retry_after) => {
+            // Relaxed: a count for the handles, publishing nothing; the reject path's
+            // only extra cost.
+            rejected.fetch_add(1, Ordering::Relaxed);
+            ResponseFuture::rejected(RateLimited::new(retry_after.as_duration()))
+        }
     }
 }
 
@@ -101,18 +109,25 @@ where
         } else {
             shared.gcra.reserve(now, shared.max_wait)
         };
-        dispatch(&mut self.inner, req, verdict, now, &shared.clock)
+        dispatch(
+            &mut self.inner,
+            req,
+            verdict,
+            now,
+            &shared.clock,
+            &shared.rejected,
+        )
     }
 }
 
 /// A service limited per key; made by [`KeyedRateLimitLayer`](super::KeyedRateLimitLayer).
-pub struct KeyedRateLimit<S, K, F, C = TokioClock> {
+pub struct KeyedRateLimit<S, K, F, C = TokioClock, H = RandomState> {
     inner: S,
-    shared: Arc<Keyed<K, F, C>>,
+    shared: Arc<Keyed<K, F, C, H>>,
 }
 
-impl<S, K, F, C> KeyedRateLimit<S, K, F, C> {
-    pub(super) fn new(inner: S, shared: Arc<Keyed<K, F, C>>) -> Self {
+impl<S, K, F, C, H> KeyedRateLimit<S, K, F, C, H> {
+    pub(super) fn new(inner: S, shared: Arc<Keyed<K, F, C, H>>) -> Self {
         KeyedRateLimit { inner, shared }
     }
 
@@ -122,7 +137,7 @@ impl<S, K, F, C> KeyedRateLimit<S, K, F, C> {
     }
 }
 
-impl<S: Clone, K, F, C> Clone for KeyedRateLimit<S, K, F, C> {
+impl<S: Clone, K, F, C, H> Clone for KeyedRateLimit<S, K, F, C, H> {
     fn clone(&self) -> Self {
         KeyedRateLimit {
             inner: self.inner.clone(),
@@ -131,7 +146,7 @@ impl<S: Clone, K, F, C> Clone for KeyedRateLimit<S, K, F, C> {
     }
 }
 
-impl<S: fmt::Debug, K, F, C> fmt::Debug for KeyedRateLimit<S, K, F, C> {
+impl<S: fmt::Debug, K, F, C, H> fmt::Debug for KeyedRateLimit<S, K, F, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedRateLimit")
             .field("inner", &self.inner)
@@ -140,8 +155,9 @@ impl<S: fmt::Debug, K, F, C> fmt::Debug for KeyedRateLimit<S, K, F, C> {
     }
 }
 
-impl<S, K, F, C, Req> Service<Req> for KeyedRateLimit<S, K, F, C>
+impl<S, K, F, C, H, Req> Service<Req> for KeyedRateLimit<S, K, F, C, H>
 where
+    H: BuildHasher,
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     K: Hash + Eq,
@@ -168,6 +184,13 @@ where
         } else {
             shared.store.reserve(key, now, shared.max_wait)
         };
-        dispatch(&mut self.inner, req, verdict, now, &shared.clock)
+        dispatch(
+            &mut self.inner,
+            req,
+            verdict,
+            now,
+            &shared.clock,
+            &shared.rejected,
+        )
     }
 }

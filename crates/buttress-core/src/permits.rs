@@ -1,21 +1,24 @@
 //! The bulkhead's in-flight counter and its guard.
 //!
-//! [`Permits`] counts calls in flight against a fixed maximum. A permit is a clone of
-//! one `Arc<()>` that the counter owns, so the `Arc`'s strong count *is* the in-flight
-//! count (plus the counter's own reference):
+//! [`Permits`] counts calls in flight against a fixed maximum, in one `AtomicUsize`
+//! shared (behind an `Arc`) by the counter and every permit it has given out:
 //!
-//! - acquiring is one `fetch_add` (the `Arc` clone) followed by a check of the count;
-//!   over the maximum, the clone is dropped again and the call refused;
-//! - releasing is one `fetch_sub` (the clone's drop), whatever ends the call:
-//!   completion, error, cancellation, or a panic unwinding through the guard;
-//! - the guard needs no other reference to the counter, so it lives in a `'static`
-//!   response future without a second `Arc` clone per call.
+//! - acquiring is a compare-and-swap loop from a load: a slot is taken only by
+//!   moving the count from a value below the maximum to that value plus one, so
+//!   admission is **exact**: a caller is refused only when the count it last saw was
+//!   the maximum, i.e. when every slot really was held at that instant (never because
+//!   of another caller's tentative attempt), and the count never exceeds the maximum;
+//! - the permit then holds a clone of the `Arc` (one `fetch_add`), so that it can live
+//!   in a `'static` response future;
+//! - releasing is one `fetch_sub` on the count (plus the `Arc` clone's drop), whatever
+//!   ends the call: completion, error, cancellation, or a panic unwinding through the
+//!   guard.
 //!
-//! Admission can never exceed the maximum: a call is admitted only if the count it reads
-//! after its own increment (which includes every admitted holder still holding) is
-//! within the maximum. Two callers racing for the last slot may both see the other's
-//! tentative increment and both be refused; that transient, conservative refusal is the
-//! price of a single atomic operation on each side.
+//! An earlier design made the `Arc`'s strong count itself the counter (one `fetch_add`
+//! to acquire, checked afterwards): one atomic operation fewer on each side, but two
+//! callers racing for the last slot could both see the other's tentative increment and
+//! both be refused while the slot was free. Safe Rust has no conditional increment of
+//! an `Arc`'s count, so exact admission costs the separate word.
 //!
 //! ```
 //! use buttress_core::permits::Permits;
@@ -31,7 +34,7 @@
 //! ```
 
 use crate::config::ConfigError;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicUsize, Ordering};
 use std::fmt;
 
 /// A counter of calls in flight, bounded by a maximum.
@@ -39,10 +42,8 @@ use std::fmt;
 /// Not `Clone` on purpose: share it behind an `Arc`.
 pub struct Permits {
     max: usize,
-    /// Each permit holds a clone; the strong count is `1 + permits held` (plus, for an
-    /// instant, refused tentative clones). `max < isize::MAX`, checked at build, so the
-    /// count never reaches `Arc`'s overflow abort.
-    token: Arc<()>,
+    /// Permits held right now; never above `max`.
+    count: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for Permits {
@@ -60,6 +61,7 @@ impl Permits {
         if max == 0 {
             return Err(ConfigError::new("max_concurrent", "must be at least 1"));
         }
+        // Each permit also holds an `Arc` clone: stay far from `Arc`'s overflow abort.
         if max > isize::MAX as usize / 2 {
             return Err(ConfigError::new(
                 "max_concurrent",
@@ -68,7 +70,7 @@ impl Permits {
         }
         Ok(Permits {
             max,
-            token: Arc::new(()),
+            count: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -78,11 +80,11 @@ impl Permits {
         self.max
     }
 
-    /// Permits held right now (a snapshot, which may for an instant include a refused
-    /// caller's tentative permit).
+    /// Permits held right now (a snapshot).
     #[inline]
     pub fn in_flight(&self) -> usize {
-        Arc::strong_count(&self.token) - 1
+        // Relaxed: a snapshot for reporting; it publishes nothing.
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Permits free right now.
@@ -91,31 +93,47 @@ impl Permits {
         self.max - self.in_flight().min(self.max)
     }
 
-    /// Takes one permit if one is free: one `fetch_add` and one load.
+    /// Takes one permit if one is free: a load and one compare-and-swap (retried only
+    /// if another caller changed the count in between), then the `Arc` clone.
     #[inline]
     pub fn try_acquire(&self) -> Option<PermitGuard> {
-        // The clone is a Relaxed `fetch_add` on the strong count. The load below is
-        // sequenced after it on the same word, so by coherence it sees this increment or
-        // a later value: every admitted holder still holding is counted in it (a release
-        // only ever removes a holder that has left). So the admitted holders, this one
-        // included, are at most `count - 1 <= max`. No other memory is published by a
-        // permit, so no stronger ordering is needed.
-        let permit = PermitGuard {
-            _token: Arc::clone(&self.token),
-        };
-        if Arc::strong_count(&self.token) - 1 <= self.max {
-            Some(permit)
-        } else {
-            // Over: the drop undoes the increment (one `fetch_sub`).
-            None
+        // Relaxed load and CAS: the count is the only state and a permit publishes no
+        // other memory, so all the bound needs is this word's single modification
+        // order. Each successful CAS moves the count from `cur < max` to `cur + 1`,
+        // so the count never exceeds `max`; a refusal happens only on a value read
+        // from that order equal to `max`, when `max` permits really were held.
+        let mut cur = self.count.load(Ordering::Relaxed);
+        loop {
+            if cur >= self.max {
+                return None;
+            }
+            match self.count.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
         }
+        Some(PermitGuard {
+            count: Arc::clone(&self.count),
+        })
     }
 }
 
 /// One permit of a [`Permits`] counter, given back on drop (also during a panic).
 pub struct PermitGuard {
-    /// Dropping it is the release: one `fetch_sub` on the strong count.
-    _token: Arc<()>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Drop for PermitGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: see `try_acquire`; the decrement is this permit's only effect.
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for PermitGuard {

@@ -1,5 +1,5 @@
 //! loom model of the permit counter: concurrent acquires never admit more than the
-//! maximum, and every permit comes back.
+//! maximum, never refuse while a slot is free, and every permit comes back.
 #![cfg(loom)]
 
 use buttress_core::permits::Permits;
@@ -55,4 +55,41 @@ fn one_slot_two_threads() {
 #[test]
 fn two_slots_one_held_two_threads() {
     race(2, 2, true);
+}
+
+/// `threads` callers race for `max` slots and keep what they get until all have tried:
+/// exactly `min(threads, max)` are admitted. A counter whose racing callers can both be
+/// refused for the last slot (or both admitted) fails here.
+fn exact(max: usize, threads: usize) {
+    loom::model(move || {
+        let permits = Arc::new(Permits::new(max).unwrap());
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let p = Arc::clone(&permits);
+                thread::spawn(move || p.try_acquire())
+            })
+            .collect();
+        let held: Vec<_> = handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(
+            held.len(),
+            threads.min(max),
+            "admitted exactly the free slots"
+        );
+        assert_eq!(permits.in_flight(), held.len());
+        drop(held);
+        assert_eq!(permits.available(), max);
+    });
+}
+
+#[test]
+fn last_slot_goes_to_exactly_one_of_two() {
+    exact(1, 2);
+}
+
+#[test]
+fn two_slots_three_threads_admit_two() {
+    exact(2, 3);
 }

@@ -1,4 +1,5 @@
-//! The permit counter against a reference model: a plain count and a set of holders.
+//! The permit counter against a reference model: a plain count and a set of holders;
+//! and, on real threads, exact admission (every free slot taken, none beyond).
 #![cfg(not(loom))]
 
 use buttress_core::permits::Permits;
@@ -46,6 +47,36 @@ proptest! {
             prop_assert_eq!(permits.available(), max - model_in_flight);
         }
         drop(held);
+        prop_assert_eq!(permits.available(), max);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Threads that each try once and hold what they get: exactly `min(threads, free)`
+    /// are admitted, whatever the interleaving.
+    #[test]
+    fn racing_threads_take_exactly_the_free_slots(max in 1usize..6, pre in 0usize..6, threads in 1usize..8) {
+        let permits = std::sync::Arc::new(Permits::new(max).unwrap());
+        let pre: Vec<_> = (0..pre.min(max)).map(|_| permits.try_acquire().unwrap()).collect();
+        let free = max - pre.len();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let p = std::sync::Arc::clone(&permits);
+                let b = std::sync::Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    b.wait();
+                    p.try_acquire()
+                })
+            })
+            .collect();
+        let got: Vec<_> = handles.into_iter().filter_map(|h| h.join().unwrap()).collect();
+        prop_assert_eq!(got.len(), threads.min(free));
+        prop_assert_eq!(permits.in_flight(), pre.len() + got.len());
+        drop(got);
+        drop(pre);
         prop_assert_eq!(permits.available(), max);
     }
 }
