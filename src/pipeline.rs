@@ -75,16 +75,29 @@ use std::sync::Arc;
 use tower_layer::{Identity, Layer};
 
 mod sealed {
-    pub trait Sealed {}
+    use std::sync::Arc;
+
+    pub trait Sealed {
+        /// Takes the pipeline's name for metrics and tracing unless named already.
+        fn adopt_name(&self, name: &Arc<str>);
+    }
 }
 
 /// A rate limiter the pipeline accepts: [`RateLimitLayer`] or [`KeyedRateLimitLayer`].
 pub trait RateLimitPart: sealed::Sealed {}
 
-impl<C> sealed::Sealed for RateLimitLayer<C> {}
+impl<C> sealed::Sealed for RateLimitLayer<C> {
+    fn adopt_name(&self, name: &Arc<str>) {
+        RateLimitLayer::adopt_name(self, name)
+    }
+}
 impl<C> RateLimitPart for RateLimitLayer<C> {}
-impl<K, F, C> sealed::Sealed for KeyedRateLimitLayer<K, F, C> {}
-impl<K, F, C> RateLimitPart for KeyedRateLimitLayer<K, F, C> {}
+impl<K, F, C, H> sealed::Sealed for KeyedRateLimitLayer<K, F, C, H> {
+    fn adopt_name(&self, name: &Arc<str>) {
+        KeyedRateLimitLayer::adopt_name(self, name)
+    }
+}
+impl<K, F, C, H> RateLimitPart for KeyedRateLimitLayer<K, F, C, H> {}
 
 /// The resilience pipeline: up to seven buttress layers applied in the order of the
 /// [module docs](self), whatever order they were configured in.
@@ -212,6 +225,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
 
     /// The rate limiter, direct ([`RateLimitLayer`]) or keyed ([`KeyedRateLimitLayer`]).
     pub fn rate_limit<L: RateLimitPart>(self, layer: L) -> Resilience<Fb, Ot, Rt, Cb, L, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -247,6 +261,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: BulkheadLayer,
     ) -> Resilience<Fb, Ot, Rt, Cb, Rl, At, BulkheadLayer> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,

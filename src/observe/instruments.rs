@@ -677,29 +677,45 @@ impl BulkheadObs {
         });
     }
 
-    /// A call starts waiting for a slot.
+    /// A call starts waiting for a slot, at `since`; the wait ends (in the waiting
+    /// gauge and the wait histogram) when the returned timer drops.
     #[cold]
-    pub(crate) fn wait_started(&self) {
+    pub(crate) fn wait_started(&self, since: tokio::time::Instant) -> WaitTimer {
         #[cfg(feature = "metrics")]
         with!(self, |h| {
             if let Some((waiting, _)) = &h.waiting {
                 waiting.increment(1.0);
             }
         });
+        #[cfg(not(feature = "metrics"))]
+        let _ = since;
+        WaitTimer {
+            #[cfg(feature = "metrics")]
+            obs: self.clone(),
+            #[cfg(feature = "metrics")]
+            since,
+        }
     }
+}
 
-    /// A call stopped waiting after `waited` (with a slot or not).
-    #[cold]
-    pub(crate) fn wait_ended(&self, waited: Duration) {
+/// One call's wait for a bulkhead slot: recorded when dropped, however the wait ends
+/// (a slot, a timeout, a cancellation). Zero-sized without the `metrics` feature.
+pub(crate) struct WaitTimer {
+    #[cfg(feature = "metrics")]
+    obs: BulkheadObs,
+    #[cfg(feature = "metrics")]
+    since: tokio::time::Instant,
+}
+
+impl Drop for WaitTimer {
+    fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        with!(self, |h| {
+        if let Some(h) = self.obs.cell.get() {
             if let Some((waiting, took)) = &h.waiting {
                 waiting.decrement(1.0);
-                took.record(waited.as_secs_f64());
+                took.record(self.since.elapsed().as_secs_f64());
             }
-        });
-        #[cfg(not(feature = "metrics"))]
-        let _ = waited;
+        }
     }
 }
 
