@@ -8,9 +8,11 @@
 
 use buttress::BoxError;
 use buttress::Resilience;
+use buttress::bulkhead::BulkheadLayer;
 use buttress::bulkhead::error::BulkheadFull;
 use buttress::circuit_breaker::{CircuitBreakerLayer, State};
 use buttress::fallback::FallbackLayer;
+use buttress::rate_limit::RateLimitLayer;
 use buttress::retry::{Backoff, RetryBudget, RetryLayer};
 use buttress::timeout::TimeoutLayer;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -59,7 +61,10 @@ impl Rec {
         name: &str,
         labels: &[(&str, &str)],
     ) -> Option<V> {
-        let mut want = Self::key(name, labels).labels().cloned().collect::<Vec<_>>();
+        let mut want = Self::key(name, labels)
+            .labels()
+            .cloned()
+            .collect::<Vec<_>>();
         want.sort();
         handles.into_iter().find_map(|(key, v)| {
             let mut have = key.labels().cloned().collect::<Vec<_>>();
@@ -98,9 +103,12 @@ impl Rec {
     /// Every metric name registered, sorted, without repeats.
     fn names(&self) -> Vec<String> {
         let mut names = Vec::new();
-        self.registry.visit_counters(|k, _| names.push(k.name().to_string()));
-        self.registry.visit_gauges(|k, _| names.push(k.name().to_string()));
-        self.registry.visit_histograms(|k, _| names.push(k.name().to_string()));
+        self.registry
+            .visit_counters(|k, _| names.push(k.name().to_string()));
+        self.registry
+            .visit_gauges(|k, _| names.push(k.name().to_string()));
+        self.registry
+            .visit_histograms(|k, _| names.push(k.name().to_string()));
         names.sort();
         names.dedup();
         names
@@ -260,7 +268,13 @@ async fn fallback_counts_the_calls_it_answers() {
     let mut svc = rec.scope(|| {
         FallbackLayer::value(7u32)
             .name("cache")
-            .layer(scripted(|n| if n % 2 == 0 { Err("miss".into()) } else { Ok(n) }))
+            .layer(scripted(|n| {
+                if n % 2 == 0 {
+                    Err("miss".into())
+                } else {
+                    Ok(n)
+                }
+            }))
     });
     let mut answers = Vec::new();
     for _ in 0..4 {
@@ -312,23 +326,29 @@ async fn unnamed_parts_take_the_pipelines_name_and_named_ones_keep_theirs() {
     let rec = Rec::new();
     let _svc = rec.scope(|| {
         Resilience::new("payments")
-            .timeout(TimeoutLayer::new(Duration::from_secs(1)).unwrap().name("own"))
+            .timeout(
+                TimeoutLayer::new(Duration::from_secs(1))
+                    .unwrap()
+                    .name("own"),
+            )
             .service(service_fn(|_: u32| async { Ok::<u32, BoxError>(1) }))
     });
     assert_eq!(
         rec.counter("buttress_timeout_elapsed_total", &[("name", "own")]),
         0
     );
-    assert!(
-        !rec.has_counter("buttress_timeout_elapsed_total", &[("name", "payments")])
-    );
+    assert!(!rec.has_counter("buttress_timeout_elapsed_total", &[("name", "payments")]));
 }
 
 #[tokio::test]
 async fn an_unnamed_layer_registers_under_the_empty_name_when_it_makes_a_service() {
     let rec = Rec::new();
     let layer = rec.scope(|| FallbackLayer::value(0u32));
-    assert_eq!(rec.registrations(), 0, "nothing registered before a service");
+    assert_eq!(
+        rec.registrations(),
+        0,
+        "nothing registered before a service"
+    );
     let mut svc = rec.scope(|| layer.layer(scripted(|_| Err::<u32, _>("x".into()))));
     call(&mut svc).await.unwrap();
     assert_eq!(
@@ -367,7 +387,6 @@ async fn handles_are_registered_once_per_instance_never_per_call() {
     );
 }
 
-
 #[tokio::test(start_paused = true)]
 async fn breaker_counts_outcomes_rejections_states_and_transitions() {
     let rec = Rec::new();
@@ -375,7 +394,11 @@ async fn breaker_counts_outcomes_rejections_states_and_transitions() {
     // half-open probe and succeeds. Each takes 20 ms.
     let inner = service_fn(|fail: bool| async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if fail { Err::<u32, BoxError>("down".into()) } else { Ok(1) }
+        if fail {
+            Err::<u32, BoxError>("down".into())
+        } else {
+            Ok(1)
+        }
     });
     let (layer, mut svc) = rec.scope(|| {
         let layer = CircuitBreakerLayer::builder()
@@ -401,8 +424,12 @@ async fn breaker_counts_outcomes_rejections_states_and_transitions() {
         let _ = svc.ready().await.unwrap().call(fail).await;
     }
     assert_eq!(handle.state(), State::Open);
-    let calls = |o: &'static str| rec.counter("buttress_circuit_breaker_calls_total", &db("outcome", o));
-    assert_eq!((calls("success"), calls("failure"), calls("ignored")), (2, 2, 0));
+    let calls =
+        |o: &'static str| rec.counter("buttress_circuit_breaker_calls_total", &db("outcome", o));
+    assert_eq!(
+        (calls("success"), calls("failure"), calls("ignored")),
+        (2, 2, 0)
+    );
     assert_eq!((state("closed"), state("open")), (0.0, 1.0));
     let transitions = |from: &str, to: &str| {
         rec.counter(
@@ -425,13 +452,22 @@ async fn breaker_counts_outcomes_rejections_states_and_transitions() {
     assert_eq!(handle.state(), State::Closed);
     assert_eq!(transitions("open", "half_open"), 1);
     assert_eq!(transitions("half_open", "closed"), 1);
-    assert_eq!((state("closed"), state("open"), state("half_open")), (1.0, 0.0, 0.0));
+    assert_eq!(
+        (state("closed"), state("open"), state("half_open")),
+        (1.0, 0.0, 0.0)
+    );
     assert_eq!(calls("success"), 3);
 
     // Timed calls (slow-call tracking is on): one sample per admitted call, 20 ms each.
-    let durations = rec.histogram("buttress_circuit_breaker_call_duration_seconds", &[("name", "db")]);
+    let durations = rec.histogram(
+        "buttress_circuit_breaker_call_duration_seconds",
+        &[("name", "db")],
+    );
     assert_eq!(durations.len(), 5);
-    assert!(durations.iter().all(|d| (*d - 0.020).abs() < 1e-9), "{durations:?}");
+    assert!(
+        durations.iter().all(|d| (*d - 0.020).abs() < 1e-9),
+        "{durations:?}"
+    );
 
     handle.force_open();
     assert_eq!(transitions("closed", "forced_open"), 1);
@@ -458,9 +494,15 @@ async fn breaker_counts_ignored_outcomes_and_registers_no_histogram_untimed() {
     assert!(call(&mut svc).await.is_err());
     call(&mut svc).await.unwrap();
     let calls = |o: &'static str| {
-        rec.counter("buttress_circuit_breaker_calls_total", &[("name", "db"), ("outcome", o)])
+        rec.counter(
+            "buttress_circuit_breaker_calls_total",
+            &[("name", "db"), ("outcome", o)],
+        )
     };
-    assert_eq!((calls("ignored"), calls("success"), calls("failure")), (1, 1, 0));
+    assert_eq!(
+        (calls("ignored"), calls("success"), calls("failure")),
+        (1, 1, 0)
+    );
     assert!(
         !rec.names()
             .contains(&"buttress_circuit_breaker_call_duration_seconds".to_string()),
@@ -481,9 +523,210 @@ async fn an_unnamed_breaker_in_a_pipeline_shows_its_state_under_the_pipeline_nam
             .service(scripted(|n| Ok::<u32, BoxError>(n)))
     });
     let state = |s: &'static str| {
-        rec.gauge("buttress_circuit_breaker_state", &[("name", "orders"), ("state", s)])
+        rec.gauge(
+            "buttress_circuit_breaker_state",
+            &[("name", "orders"), ("state", s)],
+        )
     };
     assert_eq!((state("closed"), state("forced_open")), (0.0, 1.0));
     handle.reset();
     assert_eq!((state("closed"), state("forced_open")), (1.0, 0.0));
+}
+
+/// A service whose calls wait until `gate` is notified (one call per notification).
+fn gated(
+    gate: Arc<tokio::sync::Semaphore>,
+) -> impl Service<u32, Response = u32, Error = BoxError, Future: Send> + Clone + Send {
+    service_fn(move |n: u32| {
+        let gate = gate.clone();
+        async move {
+            gate.acquire().await.unwrap().forget();
+            Ok::<u32, BoxError>(n)
+        }
+    })
+}
+
+#[tokio::test]
+async fn bulkhead_shows_calls_in_flight_and_counts_rejections() {
+    let rec = Rec::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let svc = rec.scope(|| {
+        BulkheadLayer::builder()
+            .name("pool")
+            .max_concurrent(2)
+            .build()
+            .unwrap()
+            .layer(gated(gate.clone()))
+    });
+    let n = [("name", "pool")];
+    let in_flight = || rec.gauge("buttress_bulkhead_in_flight", &n);
+    assert_eq!(in_flight(), 0.0);
+    let mut a = svc.clone();
+    let mut b = svc.clone();
+    let mut c = svc.clone();
+    let fa = a.ready().await.unwrap().call(1);
+    let fb = b.ready().await.unwrap().call(2);
+    assert_eq!(in_flight(), 2.0);
+    assert!(c.ready().await.unwrap().call(3).await.is_err(), "full");
+    assert_eq!(rec.counter("buttress_bulkhead_rejected_total", &n), 1);
+    assert_eq!(
+        rec.counter(
+            "buttress_rejections_total",
+            &[("name", "pool"), ("reason", "bulkhead_full")]
+        ),
+        1
+    );
+    gate.add_permits(1);
+    assert_eq!(fa.await.unwrap(), 1);
+    assert_eq!(in_flight(), 1.0);
+    drop(fb); // cancelled: the slot and the gauge come back all the same
+    assert_eq!(in_flight(), 0.0);
+    assert!(
+        !rec.names()
+            .contains(&"buttress_bulkhead_waiting".to_string()),
+        "no waiting gauge when calls never wait"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulkhead_shows_waiting_calls_and_times_their_waits() {
+    let rec = Rec::new();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let svc = rec.scope(|| {
+        BulkheadLayer::builder()
+            .name("pool")
+            .max_concurrent(1)
+            .max_wait(Duration::from_millis(100))
+            .build()
+            .unwrap()
+            .layer(gated(gate.clone()))
+    });
+    let n = [("name", "pool")];
+    let holder = tokio::spawn(svc.clone().oneshot(1));
+    tokio::task::yield_now().await;
+    assert_eq!(rec.gauge("buttress_bulkhead_in_flight", &n), 1.0);
+
+    // Waits 30 ms and gets the slot; a second waiter gives up after 100 ms.
+    let waiter = tokio::spawn(svc.clone().oneshot(2));
+    let late = tokio::spawn(svc.clone().oneshot(3));
+    tokio::task::yield_now().await;
+    assert_eq!(rec.gauge("buttress_bulkhead_waiting", &n), 2.0);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    gate.add_permits(1);
+    assert_eq!(holder.await.unwrap().unwrap(), 1);
+    tokio::task::yield_now().await;
+    assert_eq!(rec.gauge("buttress_bulkhead_waiting", &n), 1.0);
+    assert!(late.await.unwrap().is_err(), "waited too long");
+    gate.add_permits(1);
+    assert_eq!(waiter.await.unwrap().unwrap(), 2);
+
+    assert_eq!(rec.gauge("buttress_bulkhead_waiting", &n), 0.0);
+    assert_eq!(rec.gauge("buttress_bulkhead_in_flight", &n), 0.0);
+    assert_eq!(rec.counter("buttress_bulkhead_rejected_total", &n), 1);
+    let mut waits = rec.histogram("buttress_bulkhead_wait_duration_seconds", &n);
+    waits.sort_by(f64::total_cmp);
+    assert_eq!(waits.len(), 2, "{waits:?}");
+    assert!((waits[0] - 0.030).abs() < 1e-3, "{waits:?}");
+    assert!((waits[1] - 0.100).abs() < 1e-3, "{waits:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limiter_counts_rejections_and_waits() {
+    let rec = Rec::new();
+    // One call per 100 ms, no burst beyond one.
+    let mut strict = rec.scope(|| {
+        RateLimitLayer::builder()
+            .name("api")
+            .rate(10)
+            .burst(1)
+            .build()
+            .unwrap()
+            .layer(scripted(|n| Ok::<u32, BoxError>(n)))
+    });
+    call(&mut strict).await.unwrap();
+    assert!(call(&mut strict).await.is_err());
+    assert!(call(&mut strict).await.is_err());
+    let n = [("name", "api")];
+    assert_eq!(rec.counter("buttress_rate_limit_rejected_total", &n), 2);
+    assert_eq!(
+        rec.counter(
+            "buttress_rejections_total",
+            &[("name", "api"), ("reason", "rate_limited")]
+        ),
+        2
+    );
+    assert!(!rec.has_counter("buttress_rate_limit_waited_total", &n));
+
+    let rec = Rec::new();
+    let mut patient = rec.scope(|| {
+        RateLimitLayer::builder()
+            .name("api")
+            .rate(10)
+            .burst(1)
+            .max_wait(Duration::from_secs(1))
+            .build()
+            .unwrap()
+            .layer(scripted(|n| Ok::<u32, BoxError>(n)))
+    });
+    for _ in 0..3 {
+        call(&mut patient).await.unwrap();
+    }
+    assert_eq!(rec.counter("buttress_rate_limit_waited_total", &n), 2);
+    assert_eq!(rec.counter("buttress_rate_limit_rejected_total", &n), 0);
+    let waits = rec.histogram("buttress_rate_limit_wait_duration_seconds", &n);
+    assert_eq!(waits, [0.1, 0.1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_layer_of_a_pipeline_records_under_its_name() {
+    let rec = Rec::new();
+    let mut svc = rec.scope(|| {
+        Resilience::new("checkout")
+            .fallback(FallbackLayer::value(0u32))
+            .timeout(TimeoutLayer::new(Duration::from_secs(5)).unwrap())
+            .retry(
+                RetryLayer::builder()
+                    .max_attempts(2)
+                    .no_budget()
+                    .build()
+                    .unwrap(),
+            )
+            .circuit_breaker(CircuitBreakerLayer::builder().build().unwrap())
+            .rate_limit(RateLimitLayer::new(1, Duration::from_secs(60), 1).unwrap())
+            .attempt_timeout(TimeoutLayer::new(Duration::from_secs(1)).unwrap())
+            .bulkhead(BulkheadLayer::new(4).unwrap())
+            .service(scripted(|n| Ok::<u32, BoxError>(n + 1)))
+    });
+    assert_eq!(call(&mut svc).await.unwrap(), 1);
+    // The limiter refuses the second call; the breaker ignores that refusal, the retry
+    // does not wait its `retry_after` of a minute (over `max_wait`), and the fallback
+    // answers.
+    assert_eq!(call(&mut svc).await.unwrap(), 0);
+    let c = [("name", "checkout")];
+    let calls = |o: &'static str| {
+        rec.counter(
+            "buttress_circuit_breaker_calls_total",
+            &[("name", "checkout"), ("outcome", o)],
+        )
+    };
+    assert_eq!((calls("success"), calls("ignored")), (1, 1));
+    assert_eq!(rec.counter("buttress_rate_limit_rejected_total", &c), 1);
+    assert_eq!(rec.counter("buttress_retry_attempts_total", &c), 2);
+    assert_eq!(rec.counter("buttress_fallback_taken_total", &c), 1);
+    assert_eq!(rec.gauge("buttress_bulkhead_in_flight", &c), 0.0);
+    assert_eq!(
+        rec.counter(
+            "buttress_timeout_elapsed_total",
+            &[("name", "checkout.attempt")]
+        ),
+        0
+    );
+    assert_eq!(
+        rec.counter(
+            "buttress_rejections_total",
+            &[("name", "checkout"), ("reason", "rate_limited")]
+        ),
+        1
+    );
+    assert!(rec.names().iter().all(|n| n.starts_with("buttress_")));
 }

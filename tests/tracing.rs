@@ -3,7 +3,10 @@
 #![cfg(feature = "tracing")]
 
 use buttress::BoxError;
+use buttress::bulkhead::BulkheadLayer;
 use buttress::circuit_breaker::CircuitBreakerLayer;
+use buttress::fallback::FallbackLayer;
+use buttress::rate_limit::RateLimitLayer;
 use buttress::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
 use buttress::timeout::TimeoutLayer;
 use std::collections::BTreeMap;
@@ -57,7 +60,8 @@ impl Visit for Fields<'_> {
         self.0.insert(field.name().to_string(), value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_string(), format!("{value:?}"));
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
     }
 }
 
@@ -95,7 +99,9 @@ async fn a_breaker_transition_is_info_and_a_rejection_debug_with_the_name() {
         .wait_in_open(Duration::from_secs(5))
         .build()
         .unwrap()
-        .layer(service_fn(|_: u32| async { Err::<u32, BoxError>("down".into()) }));
+        .layer(service_fn(|_: u32| async {
+            Err::<u32, BoxError>("down".into())
+        }));
     for _ in 0..3 {
         let _ = svc.ready().await.unwrap().call(0).await;
     }
@@ -127,7 +133,9 @@ async fn a_retry_is_debug_with_attempt_and_delay_and_budget_exhaustion_warns() {
         .no_budget()
         .build()
         .unwrap()
-        .layer(service_fn(|_: u32| async { Err::<u32, BoxError>("down".into()) }));
+        .layer(service_fn(|_: u32| async {
+            Err::<u32, BoxError>("down".into())
+        }));
     assert!(svc.ready().await.unwrap().call(0).await.is_err());
 
     let retries = events.with_message("retrying");
@@ -154,7 +162,9 @@ async fn a_retry_is_debug_with_attempt_and_delay_and_budget_exhaustion_warns() {
         .budget(empty)
         .build()
         .unwrap()
-        .layer(service_fn(|_: u32| async { Err::<u32, BoxError>("down".into()) }));
+        .layer(service_fn(|_: u32| async {
+            Err::<u32, BoxError>("down".into())
+        }));
     assert!(svc.ready().await.unwrap().call(0).await.is_err());
     let refused = events.with_message("retry budget exhausted");
     assert_eq!(refused.len(), 1, "{:?}", events.events());
@@ -181,4 +191,60 @@ async fn a_timeout_is_debug_with_the_name_and_the_limit() {
         (cut[0].field("name"), cut[0].field("after")),
         ("slow", "100ms")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn limiter_bulkhead_and_fallback_events_are_debug_with_the_name() {
+    let (events, _guard) = capture();
+    let mut limited = RateLimitLayer::builder()
+        .name("api")
+        .rate(1)
+        .burst(1)
+        .build()
+        .unwrap()
+        .layer(service_fn(|n: u32| async move { Ok::<u32, BoxError>(n) }));
+    limited.ready().await.unwrap().call(0).await.unwrap();
+    assert!(limited.ready().await.unwrap().call(0).await.is_err());
+    let r = events.with_message("call rejected: rate limited");
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].level, r[0].target.as_str()),
+        (Level::DEBUG, "buttress::rate_limit")
+    );
+    assert_eq!(
+        (r[0].field("name"), r[0].field("retry_after")),
+        ("api", "1s")
+    );
+
+    let mut full = BulkheadLayer::builder()
+        .name("pool")
+        .max_concurrent(1)
+        .build()
+        .unwrap()
+        .layer(service_fn(|_: u32| {
+            std::future::pending::<Result<u32, BoxError>>()
+        }));
+    let _held = full.ready().await.unwrap().call(0);
+    assert!(full.ready().await.unwrap().call(1).await.is_err());
+    let b = events.with_message("call rejected: bulkhead full");
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        (b[0].level, b[0].target.as_str()),
+        (Level::DEBUG, "buttress::bulkhead")
+    );
+    assert_eq!(b[0].field("name"), "pool");
+
+    let mut answered = FallbackLayer::value(7u32)
+        .name("cache")
+        .layer(service_fn(|_: u32| async {
+            Err::<u32, BoxError>("miss".into())
+        }));
+    assert_eq!(answered.ready().await.unwrap().call(0).await.unwrap(), 7);
+    let f = events.with_message("fallback taken");
+    assert_eq!(f.len(), 1);
+    assert_eq!(
+        (f[0].level, f[0].target.as_str()),
+        (Level::DEBUG, "buttress::fallback")
+    );
+    assert_eq!(f[0].field("name"), "cache");
 }

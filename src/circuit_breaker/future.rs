@@ -1,11 +1,11 @@
 //! The response future: records the outcome when the call completes.
 
 use super::error::CircuitOpen;
+#[cfg(feature = "metrics")]
+use super::layer::Shared;
 use crate::classify::{Classify, Outcome};
 use crate::clock::{Clock, TokioClock};
 use crate::error::{BoxError, RejectionKind};
-#[cfg(feature = "metrics")]
-use super::layer::Shared;
 use crate::observe::BreakerObs;
 use buttress_core::breaker::{self, Permit};
 use pin_project_lite::pin_project;
@@ -41,7 +41,12 @@ pin_project! {
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(super) fn admitted(inner: F, permit: Permit<BreakerObs>, classifier: C, clock: TokioClock) -> Self {
+    pub(super) fn admitted(
+        inner: F,
+        permit: Permit<BreakerObs>,
+        classifier: C,
+        clock: TokioClock,
+    ) -> Self {
         ResponseFuture {
             kind: Kind::Admitted { fut: inner, permit },
             classifier,

@@ -1,7 +1,7 @@
 //! A cheap, cloneable handle to one breaker: read it, and control it by hand.
 
-use crate::clock::{Clock, TokioClock};
 use super::layer::Shared;
+use crate::clock::{Clock, TokioClock};
 use buttress_core::breaker::{Metrics, State};
 use std::sync::Arc;
 

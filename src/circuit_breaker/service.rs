@@ -3,9 +3,9 @@
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
+use super::layer::Shared;
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::error::BoxError;
-use super::layer::Shared;
 use buttress_core::breaker::{Peek, Rejected};
 use std::fmt;
 use std::sync::Arc;

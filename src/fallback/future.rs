@@ -114,7 +114,10 @@ where
     Fb: Future<Output = Result<T, BoxError>>,
 {
     if let StateReplace::Primary {
-        handler, saved, obs, ..
+        handler,
+        saved,
+        obs,
+        ..
     } = state.as_mut().project_replace(State::Switching)
     {
         obs.taken();

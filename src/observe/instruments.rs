@@ -229,7 +229,10 @@ impl Register for BreakerHandles {
             const STATE: &str = "buttress_circuit_breaker_state";
             const DURATION: &str = "buttress_circuit_breaker_call_duration_seconds";
             metrics::describe_counter!(CALLS, Unit::Count, "Calls through the breaker by outcome.");
-            metrics::describe_gauge!(STATE, "1 for the breaker's current state, 0 for the others.");
+            metrics::describe_gauge!(
+                STATE,
+                "1 for the breaker's current state, 0 for the others."
+            );
             let calls = ["success", "failure", "ignored", "rejected"]
                 .map(|o| metrics::counter!(CALLS, "name" => Arc::clone(&name), "outcome" => o));
             let state = STATES.map(|s| {
@@ -238,7 +241,11 @@ impl Register for BreakerHandles {
                 g
             });
             const TRANSITIONS: &str = "buttress_circuit_breaker_transitions_total";
-            metrics::describe_counter!(TRANSITIONS, Unit::Count, "Circuit breaker state transitions.");
+            metrics::describe_counter!(
+                TRANSITIONS,
+                Unit::Count,
+                "Circuit breaker state transitions."
+            );
             let transitions = STATES.map(|from| {
                 STATES.map(|to| {
                     can_move(from, to).then(|| {
@@ -252,7 +259,11 @@ impl Register for BreakerHandles {
                 })
             });
             let duration = timed.then(|| {
-                metrics::describe_histogram!(DURATION, Unit::Seconds, "Duration of admitted calls.");
+                metrics::describe_histogram!(
+                    DURATION,
+                    Unit::Seconds,
+                    "Duration of admitted calls."
+                );
                 metrics::histogram!(DURATION, "name" => Arc::clone(&name))
             });
             BreakerHandles {
@@ -365,7 +376,9 @@ impl BreakerObs {
     #[cold]
     pub(crate) fn show_state(&self, state: State) {
         #[cfg(feature = "metrics")]
-        with!(self, |h| { h.show_state(state); });
+        with!(self, |h| {
+            h.show_state(state);
+        });
         #[cfg(not(feature = "metrics"))]
         let _ = state;
     }
@@ -415,8 +428,9 @@ impl Register for RetryHandles {
             );
             RetryHandles {
                 attempts: metrics::counter!(ATTEMPTS, "name" => Arc::clone(&name)),
-                retries: ["error", "response", "pushback"]
-                    .map(|r| metrics::counter!(RETRIES, "name" => Arc::clone(&name), "reason" => r)),
+                retries: ["error", "response", "pushback"].map(
+                    |r| metrics::counter!(RETRIES, "name" => Arc::clone(&name), "reason" => r),
+                ),
                 budget_exhausted: metrics::counter!(BUDGET, "name" => Arc::clone(&name)),
                 retries_exhausted: metrics::counter!(EXHAUSTED, "name" => Arc::clone(&name)),
                 rejections: rejections(&name, "budget_exhausted"),
@@ -442,7 +456,9 @@ impl RetryObs {
     #[inline]
     pub(crate) fn attempt(&self) {
         #[cfg(feature = "metrics")]
-        with!(self, |h| { h.attempts.increment(1); });
+        with!(self, |h| {
+            h.attempts.increment(1);
+        });
     }
 
     /// A retry is scheduled: attempt number `attempt` goes after `delay`.
@@ -649,14 +665,18 @@ impl BulkheadObs {
     #[inline]
     pub(crate) fn acquired(&self) {
         #[cfg(feature = "metrics")]
-        with!(self, |h| { h.in_flight.increment(1.0); });
+        with!(self, |h| {
+            h.in_flight.increment(1.0);
+        });
     }
 
     /// A call gave its slot back.
     #[inline]
     pub(crate) fn released(&self) {
         #[cfg(feature = "metrics")]
-        with!(self, |h| { h.in_flight.decrement(1.0); });
+        with!(self, |h| {
+            h.in_flight.decrement(1.0);
+        });
     }
 
     /// A call was refused.
