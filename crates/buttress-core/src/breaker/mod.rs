@@ -333,10 +333,7 @@ impl<X> Breaker<X> {
     /// Asks to make a call. `now` is called at most once: when slow calls are tracked,
     /// or when the breaker is open or has every probe slot taken.
     #[inline]
-    pub fn acquire<F: FnOnce() -> Nanos>(
-        self: &Arc<Self>,
-        now: F,
-    ) -> Result<Permit<X>, Rejected> {
+    pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit<X>, Rejected> {
         let mut now = LazyNow::new(now);
         let started_at = if self.times_calls() {
             now.get()
