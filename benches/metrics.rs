@@ -179,7 +179,9 @@ fn bench(c: &mut Criterion) {
     {
         let text = recorder.handle().render();
         assert!(
-            text.contains("buttress_circuit_breaker_calls_total{name=\"bench\",outcome=\"success\"}"),
+            text.contains(
+                "buttress_circuit_breaker_calls_total{name=\"bench\",outcome=\"success\"}"
+            ),
             "the recorder holds the breaker's counter:\n{text}"
         );
     }

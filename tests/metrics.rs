@@ -520,7 +520,7 @@ async fn an_unnamed_breaker_in_a_pipeline_shows_its_state_under_the_pipeline_nam
     let _svc = rec.scope(|| {
         Resilience::new("orders")
             .circuit_breaker(breaker)
-            .service(scripted(|n| Ok::<u32, BoxError>(n)))
+            .service(scripted(Ok::<u32, BoxError>))
     });
     let state = |s: &'static str| {
         rec.gauge(
@@ -641,7 +641,7 @@ async fn rate_limiter_counts_rejections_and_waits() {
             .burst(1)
             .build()
             .unwrap()
-            .layer(scripted(|n| Ok::<u32, BoxError>(n)))
+            .layer(scripted(Ok::<u32, BoxError>))
     });
     call(&mut strict).await.unwrap();
     assert!(call(&mut strict).await.is_err());
@@ -666,7 +666,7 @@ async fn rate_limiter_counts_rejections_and_waits() {
             .max_wait(Duration::from_secs(1))
             .build()
             .unwrap()
-            .layer(scripted(|n| Ok::<u32, BoxError>(n)))
+            .layer(scripted(Ok::<u32, BoxError>))
     });
     for _ in 0..3 {
         call(&mut patient).await.unwrap();

@@ -111,10 +111,12 @@ where
             };
             let clock = *this.clock;
             #[cfg(feature = "metrics")]
-            let now = observe(permit.breaker(), permit.started_at(), outcome, clock);
+            {
+                let now = observe(permit.breaker(), permit.started_at(), outcome, clock);
+                permit.record_once(outcome, || now.unwrap_or_else(|| clock.now()));
+            }
             #[cfg(not(feature = "metrics"))]
-            let now = None;
-            permit.record_once(outcome, || now.unwrap_or_else(|| clock.now()));
+            permit.record_once(outcome, || clock.now());
         }
         Poll::Ready(result)
     }

@@ -7,18 +7,23 @@
 //! # Metrics (`metrics` feature)
 //!
 //! Layers record through the [`metrics`](https://docs.rs/metrics) facade, so any
-//! recorder works (a Prometheus exporter, StatsD, a test's debugging recorder). Install
-//! the recorder before the layers make their services.
+//! recorder works (a Prometheus exporter, StatsD, a test's recorder).
 //!
 //! **Handles are registered once per layer instance**, with their labels, and kept in
 //! the layer's shared state; a call only bumps a handle it already holds: no label is
-//! built, nothing is allocated, no `String` is made per call. A layer given a name
-//! (`.name("payments")` on its builder) registers when it is built; an unnamed one
-//! registers when it makes its first service, under the name of the
-//! [`Resilience`](crate::Resilience) pipeline it was put in, if any (the attempt timeout
-//! of a pipeline named `payments` is named `payments.attempt`, so that it is told apart
-//! from the overall timeout), or else under the empty name `""`. Clones of a layer and
-//! every service it makes share its handles.
+//! built, nothing is allocated, no `String` is made per call. When that happens:
+//!
+//! - a layer given a name (`.name("payments")` on its builder, or on
+//!   [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
+//!   [`FallbackLayer`](crate::fallback::FallbackLayer)) registers when it is built;
+//! - an unnamed layer put in a [`Resilience`](crate::Resilience) pipeline registers
+//!   then, under the pipeline's name (the attempt timeout of a pipeline named
+//!   `payments` under `payments.attempt`, to tell it from the overall timeout);
+//! - any other unnamed layer registers when it makes its first service, under the empty
+//!   name `""`.
+//!
+//! So install the recorder before building the layers. Clones of a layer, and every
+//! service it makes, share its handles.
 //!
 //! Every metric has the label `name`, the instance's name. Counters end in `_total`,
 //! durations are histograms in seconds.
@@ -49,10 +54,28 @@
 //! pipeline, where every part carries the pipeline's name, `reason` tells the layers
 //! apart.
 //!
-//! Histograms are only recorded where the layer reads the clock anyway: none adds a
-//! clock read for metrics. The bulkhead's in-flight gauge moves by one when a call takes
-//! and gives back its slot (two gauge updates per admitted call); every other metric is
-//! at most one counter bump per event.
+//! ## Cost
+//!
+//! - **Per event, one handle update**: a counter bump on the event's own path (an
+//!   admitted breaker call: one; a retried call: one per attempt and retry; a
+//!   rejection: two, its layer's counter and `buttress_rejections_total`). The
+//!   bulkhead's in-flight gauge moves by one when a call takes its slot and again when
+//!   it gives it back: two gauge updates per admitted call, the dearest metric here
+//!   (a Prometheus gauge update is a compare-and-swap plus a generation counter).
+//! - **No clock read for metrics** on any call path: the breaker's durations use the
+//!   times its slow-call tracking reads anyway (and exist only with it), the rate
+//!   limiter's waits are known when the slot is reserved. Only a bulkhead wait, already
+//!   the slow path, reads the clock once more when it ends, for its histogram.
+//! - **Reaching the handles**: the breaker's permit and the reject-mode bulkhead's
+//!   permit reach them through the core state they already hold (an extension slot in
+//!   [`Breaker`](buttress_core::breaker::Breaker) and
+//!   [`Permits`](buttress_core::permits::Permits)), the retry's future through the
+//!   layer's shared state, which it holds anyway for the budget (without a budget, a
+//!   feature on makes it take that one `Arc` clone per call). The timeout's and the fallback's futures,
+//!   and the semaphore modes' bulkhead permits, have no shared state to go through:
+//!   with a feature on they hold one `Arc` clone of the instruments per call.
+//! - Nothing is allocated per call. With no recorder installed every handle is a
+//!   no-op, and with both features off all of this is compiled out.
 //!
 //! # tracing (`tracing` feature)
 //!
