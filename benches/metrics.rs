@@ -10,6 +10,10 @@
 //!   `prometheus` rows (real handles of a Prometheus recorder, registered when the
 //!   layer makes its service).
 //!
+//! The target: with a recorder, at most 10 ns more per layer per call than `off`, and
+//! still no allocation (tower-resilience 0.13 with metrics costs 140-350 ns more and
+//! 4-12 allocations per call).
+//!
 //! The recorder is a local one (`metrics::with_local_recorder`) active while the layers
 //! make their services: that is when the handles are registered, and calls only use
 //! the handles they hold, so the recorder need not be installed while they run.

@@ -122,7 +122,6 @@ macro_rules! obs {
             }
 
             /// The name the instruments are registered under, once they are.
-            #[allow(dead_code)]
             pub(crate) fn name(&self) -> Option<&str> {
                 #[cfg(any(feature = "metrics", feature = "tracing"))]
                 return self.cell.get().map(|h| h.name());
