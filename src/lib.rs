@@ -28,6 +28,8 @@
 //! |---|---|
 //! | `http` | the `http` module: an `http::Response` classifier, rejections answered as 503/429/504 with `Retry-After` (axum's `HandleErrorLayer` and `IntoResponse`) |
 //! | `grpc` | the `grpc` module: a `tonic::Code` classifier, rejections as `tonic::Status` with `grpc-retry-pushback-ms`, `grpc-timeout` parsing and formatting |
+//! | `metrics` | every layer records calls, rejections, states and waits through the `metrics` facade, with handles registered once per instance (see [`observe`]) |
+//! | `tracing` | events for breaker transitions (`INFO`), rejections and retries (`DEBUG`), retry-budget exhaustion (`WARN`), with the instance's name (see [`observe`]) |
 //! | `health` | the `health` module: a registry of components answering liveness and readiness probes in JSON (served over HTTP with `http` too) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -46,6 +48,7 @@ pub mod health;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod observe;
 pub mod pipeline;
 pub mod pushback;
 pub mod rate_limit;

@@ -34,7 +34,9 @@
 //!   it holds a slot only while the call really runs.
 //!
 //! The pipeline has a name (an `Arc<str>`, set once when it is made) that metrics and
-//! health reports use to tell stacks apart.
+//! health reports use to tell stacks apart. A part given no name of its own takes the
+//! pipeline's for its metrics and tracing events when it is put in (the attempt
+//! timeout takes `<name>.attempt`); see [`observe`](crate::observe).
 //!
 //! ```
 //! use buttress::pipeline::Resilience;
@@ -73,16 +75,29 @@ use std::sync::Arc;
 use tower_layer::{Identity, Layer};
 
 mod sealed {
-    pub trait Sealed {}
+    use std::sync::Arc;
+
+    pub trait Sealed {
+        /// Takes the pipeline's name for metrics and tracing unless named already.
+        fn adopt_name(&self, name: &Arc<str>);
+    }
 }
 
 /// A rate limiter the pipeline accepts: [`RateLimitLayer`] or [`KeyedRateLimitLayer`].
 pub trait RateLimitPart: sealed::Sealed {}
 
-impl<C> sealed::Sealed for RateLimitLayer<C> {}
+impl<C> sealed::Sealed for RateLimitLayer<C> {
+    fn adopt_name(&self, name: &Arc<str>) {
+        RateLimitLayer::adopt_name(self, name)
+    }
+}
 impl<C> RateLimitPart for RateLimitLayer<C> {}
-impl<K, F, C> sealed::Sealed for KeyedRateLimitLayer<K, F, C> {}
-impl<K, F, C> RateLimitPart for KeyedRateLimitLayer<K, F, C> {}
+impl<K, F, C, H> sealed::Sealed for KeyedRateLimitLayer<K, F, C, H> {
+    fn adopt_name(&self, name: &Arc<str>) {
+        KeyedRateLimitLayer::adopt_name(self, name)
+    }
+}
+impl<K, F, C, H> RateLimitPart for KeyedRateLimitLayer<K, F, C, H> {}
 
 /// The resilience pipeline: up to seven buttress layers applied in the order of the
 /// [module docs](self), whatever order they were configured in.
@@ -141,6 +156,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: FallbackLayer<H, P>,
     ) -> Resilience<FallbackLayer<H, P>, Ot, Rt, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: layer,
@@ -158,6 +174,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: TimeoutLayer<T>,
     ) -> Resilience<Fb, TimeoutLayer<T>, Rt, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -175,6 +192,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: RetryLayer<P, C, L>,
     ) -> Resilience<Fb, Ot, RetryLayer<P, C, L>, Cb, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -192,6 +210,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: CircuitBreakerLayer<C>,
     ) -> Resilience<Fb, Ot, Rt, CircuitBreakerLayer<C>, Rl, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -206,6 +225,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
 
     /// The rate limiter, direct ([`RateLimitLayer`]) or keyed ([`KeyedRateLimitLayer`]).
     pub fn rate_limit<L: RateLimitPart>(self, layer: L) -> Resilience<Fb, Ot, Rt, Cb, L, At, Bh> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -223,6 +243,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: TimeoutLayer<T>,
     ) -> Resilience<Fb, Ot, Rt, Cb, Rl, TimeoutLayer<T>, Bh> {
+        layer.adopt_name(&format!("{}.attempt", self.name).into());
         Resilience {
             name: self.name,
             fallback: self.fallback,
@@ -240,6 +261,7 @@ impl<Fb, Ot, Rt, Cb, Rl, At, Bh> Resilience<Fb, Ot, Rt, Cb, Rl, At, Bh> {
         self,
         layer: BulkheadLayer,
     ) -> Resilience<Fb, Ot, Rt, Cb, Rl, At, BulkheadLayer> {
+        layer.adopt_name(&self.name);
         Resilience {
             name: self.name,
             fallback: self.fallback,

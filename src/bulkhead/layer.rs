@@ -3,6 +3,8 @@
 use super::service::Bulkhead;
 use super::shared::Shared;
 use crate::ConfigError;
+use crate::observe::BulkheadObs;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
 
@@ -35,12 +37,18 @@ impl BulkheadLayer {
             name: None,
         }
     }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.shared.obs().adopt(name);
+    }
 }
 
 impl<S> Layer<S> for BulkheadLayer {
     type Service = Bulkhead<S>;
 
     fn layer(&self, inner: S) -> Bulkhead<S> {
+        self.shared.obs().ensure();
         Bulkhead::new(inner, self.shared.clone())
     }
 }
@@ -52,9 +60,18 @@ pub struct BulkheadBuilder {
     max_wait: Option<Duration>,
     max_waiting: Option<usize>,
     backpressure: bool,
+    name: Option<Arc<str>>,
 }
 
 impl BulkheadBuilder {
+    /// Names the bulkhead for its metrics and tracing events (see
+    /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
+    /// put in.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// Calls allowed in flight at once (required, at least 1).
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = Some(n);
@@ -107,8 +124,10 @@ impl BulkheadBuilder {
         if self.max_waiting.is_some() && self.max_wait.is_none() {
             return Err(ConfigError::new("max_waiting", "needs max_wait to be set"));
         }
+        // The waiting gauge and wait histogram exist only when calls may wait.
+        let obs = BulkheadObs::new(self.name.as_ref(), self.max_wait.is_some());
         let shared = if self.backpressure {
-            Shared::backpressure(max)
+            Shared::backpressure(max, obs)
         } else if let Some(max_wait) = self.max_wait {
             let max_waiting = self.max_waiting.unwrap_or(1024);
             if max_waiting == 0 {
@@ -117,9 +136,9 @@ impl BulkheadBuilder {
                     "must be at least 1 (leave max_wait unset to never wait)",
                 ));
             }
-            Shared::queued(max, max_wait, max_waiting)?
+            Shared::queued(max, max_wait, max_waiting, obs)?
         } else {
-            Shared::reject(max)?
+            Shared::reject(max, obs)?
         };
         Ok(BulkheadLayer { shared })
     }

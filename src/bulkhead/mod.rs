@@ -25,6 +25,13 @@
 //!   allocates (its queued wait).
 //! - The service must be `Clone`: a call that waits keeps the service that was made
 //!   ready and leaves a clone behind.
+//! - **Metrics and tracing**: with the `metrics` feature the bulkhead keeps an
+//!   in-flight gauge (moved by one when a call takes and gives back its slot), counts
+//!   rejections, and with `max_wait` a waiting gauge and a histogram of waits; with
+//!   `tracing` a rejection is a `DEBUG` event. Name it with
+//!   [`name`](BulkheadBuilder::name); see [`observe`](crate::observe). In the
+//!   reject-at-once mode the permit reaches the instruments through the core counter
+//!   it already holds; in the semaphore modes it holds its own reference to them.
 //!
 //! ```
 //! use buttress::bulkhead::{BulkheadLayer, error::BulkheadFull};

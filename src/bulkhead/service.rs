@@ -76,8 +76,11 @@ where
         if let Shared::Reject(permits) = &self.shared {
             // The reject-at-once mode, straight to the core's counter.
             return match permits.try_acquire() {
-                Some(g) => ResponseFuture::called(self.inner.call(req), Permit::Counter(g)),
-                None => ResponseFuture::rejected(BulkheadFull::new()),
+                Some(g) => ResponseFuture::called(self.inner.call(req), Permit::counter(g)),
+                None => {
+                    permits.extension().rejected();
+                    ResponseFuture::rejected(BulkheadFull::new())
+                }
             };
         }
         self.call_semaphore(req)
@@ -122,7 +125,10 @@ impl<S: Clone> Bulkhead<S> {
                 let svc = std::mem::replace(&mut self.inner, ready);
                 ResponseFuture::waiting(wait, svc, req)
             }
-            None => ResponseFuture::rejected(BulkheadFull::new()),
+            None => {
+                self.shared.obs().rejected();
+                ResponseFuture::rejected(BulkheadFull::new())
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::error::BulkheadFull;
 use crate::ConfigError;
+use crate::observe::BulkheadObs;
 use buttress_core::permits::{PermitGuard, Permits};
 use std::fmt;
 use std::future::Future;
@@ -13,9 +14,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// One bulkhead's state, by mode. Cloning shares it.
 #[derive(Clone)]
 pub(super) enum Shared {
-    /// Reject at once when full: the core's counter, one `fetch_add` to acquire, one
-    /// `fetch_sub` to release.
-    Reject(Arc<Permits>),
+    /// Reject at once when full: the core's counter, one compare-and-swap to acquire,
+    /// one `fetch_sub` to release. The instruments ride in the counter, so that a
+    /// permit reaches them through the reference it holds anyway.
+    Reject(Arc<Permits<BulkheadObs>>),
     /// Wait up to `max_wait` in a FIFO queue: tokio's fair semaphore holds the slots
     /// (a waiter is handed a released slot before any newcomer can take it), and a core
     /// counter bounds the queue.
@@ -24,9 +26,14 @@ pub(super) enum Shared {
         queue: Arc<Permits>,
         max: usize,
         max_wait: Duration,
+        obs: BulkheadObs,
     },
     /// Take the slot in `poll_ready`.
-    Backpressure { slots: Arc<Semaphore>, max: usize },
+    Backpressure {
+        slots: Arc<Semaphore>,
+        max: usize,
+        obs: BulkheadObs,
+    },
 }
 
 impl fmt::Debug for Shared {
@@ -40,10 +47,37 @@ impl fmt::Debug for Shared {
 }
 
 /// A slot held by a call; dropping it frees the slot (completion, error, cancellation
-/// or panic alike).
+/// or panic alike), and records that to the instruments.
 pub(super) enum Permit {
-    Counter(#[allow(dead_code)] PermitGuard),
-    Semaphore(#[allow(dead_code)] OwnedSemaphorePermit),
+    Counter(PermitGuard<BulkheadObs>),
+    /// With the `metrics` or `tracing` feature, a semaphore permit carries a reference
+    /// to the instruments (one `Arc` clone per call in the waiting and backpressure
+    /// modes; zero-sized otherwise).
+    Semaphore(#[allow(dead_code)] OwnedSemaphorePermit, BulkheadObs),
+}
+
+impl Permit {
+    #[inline]
+    pub(super) fn counter(guard: PermitGuard<BulkheadObs>) -> Self {
+        guard.extension().acquired();
+        Permit::Counter(guard)
+    }
+
+    #[inline]
+    fn semaphore(permit: OwnedSemaphorePermit, obs: &BulkheadObs) -> Self {
+        obs.acquired();
+        Permit::Semaphore(permit, obs.clone())
+    }
+}
+
+impl Drop for Permit {
+    #[inline]
+    fn drop(&mut self) {
+        match self {
+            Permit::Counter(guard) => guard.extension().released(),
+            Permit::Semaphore(_, obs) => obs.released(),
+        }
+    }
 }
 
 impl fmt::Debug for Permit {
@@ -58,14 +92,15 @@ impl fmt::Debug for Permit {
 pub(super) type Wait = Pin<Box<dyn Future<Output = Result<Permit, BulkheadFull>> + Send + Sync>>;
 
 impl Shared {
-    pub(super) fn reject(max: usize) -> Result<Self, ConfigError> {
-        Ok(Shared::Reject(Arc::new(Permits::new(max)?)))
+    pub(super) fn reject(max: usize, obs: BulkheadObs) -> Result<Self, ConfigError> {
+        Ok(Shared::Reject(Arc::new(Permits::with_extension(max, obs)?)))
     }
 
     pub(super) fn queued(
         max: usize,
         max_wait: Duration,
         max_waiting: usize,
+        obs: BulkheadObs,
     ) -> Result<Self, ConfigError> {
         let queue = Permits::new(max_waiting)
             .map_err(|_| ConfigError::new("max_waiting", "must be at least 1"))?;
@@ -74,13 +109,24 @@ impl Shared {
             queue: Arc::new(queue),
             max,
             max_wait,
+            obs,
         })
     }
 
-    pub(super) fn backpressure(max: usize) -> Self {
+    pub(super) fn backpressure(max: usize, obs: BulkheadObs) -> Self {
         Shared::Backpressure {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            obs,
+        }
+    }
+
+    /// The instruments.
+    #[inline]
+    pub(super) fn obs(&self) -> &BulkheadObs {
+        match self {
+            Shared::Reject(p) => p.extension(),
+            Shared::Waiting { obs, .. } | Shared::Backpressure { obs, .. } => obs,
         }
     }
 
@@ -94,7 +140,7 @@ impl Shared {
     pub(super) fn in_flight(&self) -> usize {
         match self {
             Shared::Reject(p) => p.in_flight(),
-            Shared::Waiting { slots, max, .. } | Shared::Backpressure { slots, max } => {
+            Shared::Waiting { slots, max, .. } | Shared::Backpressure { slots, max, .. } => {
                 max - slots.available_permits().min(*max)
             }
         }
@@ -111,11 +157,13 @@ impl Shared {
     #[inline]
     pub(super) fn try_acquire(&self) -> Option<Permit> {
         match self {
-            Shared::Reject(p) => p.try_acquire().map(Permit::Counter),
-            Shared::Waiting { slots, .. } | Shared::Backpressure { slots, .. } => Arc::clone(slots)
-                .try_acquire_owned()
-                .ok()
-                .map(Permit::Semaphore),
+            Shared::Reject(p) => p.try_acquire().map(Permit::counter),
+            Shared::Waiting { slots, obs, .. } | Shared::Backpressure { slots, obs, .. } => {
+                Arc::clone(slots)
+                    .try_acquire_owned()
+                    .ok()
+                    .map(|p| Permit::semaphore(p, obs))
+            }
         }
     }
 
@@ -127,28 +175,45 @@ impl Shared {
                 slots,
                 queue,
                 max_wait,
+                obs,
                 ..
             } => {
                 let queued = queue.try_acquire()?;
                 let slots = Arc::clone(slots);
-                let max_wait = *max_wait;
+                let obs = obs.clone();
+                // The wait's one clock read: its deadline (and, for the wait histogram,
+                // its start).
+                let since = tokio::time::Instant::now();
+                let deadline = since.checked_add(*max_wait);
+                let timer = obs.wait_started(since);
                 Some(Box::pin(async move {
-                    // Holding the queue slot while waiting; it goes when this ends.
+                    // Holding the queue slot while waiting; it goes when this ends, and
+                    // the timer records the wait however it ends (cancelled included).
                     let _queued = queued;
-                    match tokio::time::timeout(max_wait, slots.acquire_owned()).await {
-                        Ok(Ok(p)) => Ok(Permit::Semaphore(p)),
+                    let _timer = timer;
+                    let acquired = match deadline {
+                        Some(d) => tokio::time::timeout_at(d, slots.acquire_owned()).await.ok(),
+                        // A wait too long for an instant: it never runs out.
+                        None => Some(slots.acquire_owned().await),
+                    };
+                    match acquired {
+                        Some(Ok(p)) => Ok(Permit::semaphore(p, &obs)),
                         // Timed out (or the semaphore closed, which this crate never does).
-                        _ => Err(BulkheadFull::new()),
+                        _ => {
+                            obs.rejected();
+                            Err(BulkheadFull::new())
+                        }
                     }
                 }))
             }
-            Shared::Backpressure { slots, .. } => {
+            Shared::Backpressure { slots, obs, .. } => {
                 let slots = Arc::clone(slots);
+                let obs = obs.clone();
                 Some(Box::pin(async move {
                     slots
                         .acquire_owned()
                         .await
-                        .map(Permit::Semaphore)
+                        .map(|p| Permit::semaphore(p, &obs))
                         .map_err(|_| BulkheadFull::new())
                 }))
             }

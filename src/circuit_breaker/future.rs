@@ -1,9 +1,12 @@
 //! The response future: records the outcome when the call completes.
 
 use super::error::CircuitOpen;
+#[cfg(feature = "metrics")]
+use super::layer::Shared;
 use crate::classify::{Classify, Outcome};
 use crate::clock::{Clock, TokioClock};
 use crate::error::{BoxError, RejectionKind};
+use crate::observe::BreakerObs;
 use buttress_core::breaker::{self, Permit};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -30,7 +33,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         // The inner call, and its permit until the outcome is recorded.
-        Admitted { #[pin] fut: F, permit: Permit },
+        Admitted { #[pin] fut: F, permit: Permit<BreakerObs> },
         // Rejected; `None` once returned.
         Rejected { err: Option<CircuitOpen> },
     }
@@ -38,7 +41,12 @@ pin_project! {
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(super) fn admitted(inner: F, permit: Permit, classifier: C, clock: TokioClock) -> Self {
+    pub(super) fn admitted(
+        inner: F,
+        permit: Permit<BreakerObs>,
+        classifier: C,
+        clock: TokioClock,
+    ) -> Self {
         ResponseFuture {
             kind: Kind::Admitted { fut: inner, permit },
             classifier,
@@ -102,10 +110,38 @@ where
                 },
             };
             let clock = *this.clock;
+            #[cfg(feature = "metrics")]
+            {
+                let now = observe(permit.breaker(), permit.started_at(), outcome, clock);
+                permit.record_once(outcome, || now.unwrap_or_else(|| clock.now()));
+            }
+            #[cfg(not(feature = "metrics"))]
             permit.record_once(outcome, || clock.now());
         }
         Poll::Ready(result)
     }
+}
+
+/// Records an admitted call's outcome to the instruments, and its duration when the
+/// breaker times calls: then the time is read here, and the breaker is given this
+/// reading (it would read the clock for its slow-call check anyway).
+#[cfg(feature = "metrics")]
+#[inline]
+fn observe(
+    breaker: Option<&Shared>,
+    started_at: crate::clock::Nanos,
+    outcome: breaker::Outcome,
+    clock: TokioClock,
+) -> Option<crate::clock::Nanos> {
+    let breaker = breaker?;
+    let obs = breaker.extension();
+    obs.outcome(outcome);
+    if breaker.times_calls() && outcome != breaker::Outcome::Ignored {
+        let now = clock.now();
+        obs.duration(now.saturating_sub(started_at).as_duration());
+        return Some(now);
+    }
+    None
 }
 
 /// Whether `err` is a buttress rejection made inside the breaker without the backend

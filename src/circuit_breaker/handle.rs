@@ -1,19 +1,20 @@
 //! A cheap, cloneable handle to one breaker: read it, and control it by hand.
 
+use super::layer::Shared;
 use crate::clock::{Clock, TokioClock};
-use buttress_core::breaker::{Breaker, Metrics, State};
+use buttress_core::breaker::{Metrics, State};
 use std::sync::Arc;
 
 /// Reads and controls the breaker of a [`CircuitBreakerLayer`](super::CircuitBreakerLayer)
 /// (from [`handle`](super::CircuitBreakerLayer::handle)). Clones share the breaker.
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerHandle {
-    breaker: Arc<Breaker>,
+    breaker: Arc<Shared>,
     clock: TokioClock,
 }
 
 impl CircuitBreakerHandle {
-    pub(super) fn new(breaker: Arc<Breaker>, clock: TokioClock) -> Self {
+    pub(super) fn new(breaker: Arc<Shared>, clock: TokioClock) -> Self {
         CircuitBreakerHandle { breaker, clock }
     }
 

@@ -4,6 +4,7 @@ use super::handle::CircuitBreakerHandle;
 use super::service::CircuitBreaker;
 use crate::classify::DefaultClassifier;
 use crate::clock::TokioClock;
+use crate::observe::BreakerObs;
 use buttress_core::ConfigError;
 use buttress_core::breaker::{Breaker, BreakerConfig, BreakerConfigBuilder, Listener, Transition};
 use std::fmt;
@@ -19,7 +20,7 @@ use tower_layer::Layer;
 /// `C` (by default [`DefaultClassifier`]: `Err` fails, `Ok` succeeds).
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = DefaultClassifier> {
-    pub(super) breaker: Arc<Breaker>,
+    pub(super) breaker: Arc<Shared>,
     pub(super) clock: TokioClock,
     pub(super) classifier: C,
 }
@@ -42,11 +43,45 @@ impl CircuitBreakerLayer {
     /// A layer from a configuration built with [`BreakerConfig::builder`].
     pub fn new(config: BreakerConfig) -> Self {
         CircuitBreakerLayer {
-            breaker: Arc::new(Breaker::new(config)),
+            breaker: assemble(Breaker::new(config), None, None),
             clock: TokioClock::new(),
             classifier: DefaultClassifier,
         }
     }
+}
+
+/// The breaker as the layer shares it: carrying its instruments (zero-sized without
+/// the `metrics` and `tracing` features), reachable from every permit.
+pub(super) type Shared = Breaker<BreakerObs>;
+
+/// The shared breaker: named, with its instruments, and with a listener that records
+/// each transition to them (with `metrics` or `tracing`) before `user`'s runs.
+fn assemble(mut breaker: Breaker, name: Option<Arc<str>>, user: Option<Listener>) -> Arc<Shared> {
+    let obs = BreakerObs::new(name.as_ref(), breaker.times_calls());
+    if let Some(name) = name {
+        breaker = breaker.with_name(name);
+    }
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    let listener = Some(observed(obs.clone(), user));
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    let listener = user;
+    if let Some(listener) = listener {
+        breaker = breaker.with_listener(listener);
+    }
+    Arc::new(breaker.with_extension(obs))
+}
+
+/// With the `metrics` or `tracing` feature, every transition is recorded to the
+/// instruments (the state gauge, the transitions counter, an `INFO` event on the
+/// `buttress::circuit_breaker` target) before the user's listener runs.
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+fn observed(obs: BreakerObs, user: Option<Listener>) -> Listener {
+    Arc::new(move |t: &Transition<'_>| {
+        obs.transition(t);
+        if let Some(user) = &user {
+            user(t);
+        }
+    })
 }
 
 impl<C> CircuitBreakerLayer<C> {
@@ -69,6 +104,14 @@ impl<C> CircuitBreakerLayer<C> {
         }
     }
 
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        let obs = self.breaker.extension();
+        if obs.adopt(name) {
+            obs.show_state(self.breaker.state());
+        }
+    }
+
     /// A handle to read the breaker's state and metrics and to control it by hand.
     pub fn handle(&self) -> CircuitBreakerHandle {
         CircuitBreakerHandle::new(Arc::clone(&self.breaker), self.clock)
@@ -79,6 +122,10 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        let obs = self.breaker.extension();
+        if obs.ensure() {
+            obs.show_state(self.breaker.state());
+        }
         CircuitBreaker::new(
             inner,
             Arc::clone(&self.breaker),
@@ -165,41 +212,11 @@ impl CircuitBreakerBuilder {
 
     /// Checks the configuration and builds the layer. The layer's clock starts now.
     pub fn build(self) -> Result<CircuitBreakerLayer, ConfigError> {
-        let mut breaker = Breaker::new(self.config.build()?);
-        if let Some(name) = self.name {
-            breaker = breaker.with_name(name);
-        }
-        #[cfg(feature = "tracing")]
-        let listener = Some(traced(self.listener));
-        #[cfg(not(feature = "tracing"))]
-        let listener = self.listener;
-        if let Some(listener) = listener {
-            breaker = breaker.with_listener(listener);
-        }
+        let breaker = Breaker::new(self.config.build()?);
         Ok(CircuitBreakerLayer {
-            breaker: Arc::new(breaker),
+            breaker: assemble(breaker, self.name, self.listener),
             clock: TokioClock::new(),
             classifier: DefaultClassifier,
         })
     }
-}
-
-/// With the `tracing` feature, every transition is also an `info` event on the
-/// `buttress::circuit_breaker` target, before the user's listener runs.
-#[cfg(feature = "tracing")]
-fn traced(user: Option<Listener>) -> Listener {
-    Arc::new(move |t: &Transition<'_>| {
-        tracing::info!(
-            target: "buttress::circuit_breaker",
-            breaker = t.name.unwrap_or(""),
-            from = t.from.as_str(),
-            to = t.to.as_str(),
-            at = ?t.at,
-            generation = t.generation,
-            "circuit breaker transition"
-        );
-        if let Some(user) = &user {
-            user(t);
-        }
-    })
 }

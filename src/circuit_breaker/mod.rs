@@ -81,6 +81,10 @@
 //! - **Transitions.** The listener runs on the thread that made the transition, inside
 //!   the call that caused it: keep it short. With the `tracing` feature each
 //!   transition is also an `info` event on the `buttress::circuit_breaker` target.
+//! - **Metrics and tracing.** With the `metrics` feature the breaker counts calls by
+//!   outcome, shows its state in a gauge, counts transitions, and (with slow-call
+//!   tracking) records call durations; with `tracing` it logs transitions and
+//!   rejections. Names, labels and levels: [`observe`](crate::observe).
 
 pub mod error;
 pub mod future;

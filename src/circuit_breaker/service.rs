@@ -3,9 +3,10 @@
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
+use super::layer::Shared;
 use crate::clock::{Clock, Nanos, TokioClock};
 use crate::error::BoxError;
-use buttress_core::breaker::{Breaker, Peek, Rejected};
+use buttress_core::breaker::{Peek, Rejected};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,7 +36,7 @@ enum Readiness {
 /// [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
 pub struct CircuitBreaker<S, C = crate::classify::DefaultClassifier> {
     inner: S,
-    breaker: Arc<Breaker>,
+    breaker: Arc<Shared>,
     clock: TokioClock,
     classifier: C,
     readiness: Readiness,
@@ -64,7 +65,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
 }
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(super) fn new(inner: S, breaker: Arc<Breaker>, clock: TokioClock, classifier: C) -> Self {
+    pub(super) fn new(inner: S, breaker: Arc<Shared>, clock: TokioClock, classifier: C) -> Self {
         CircuitBreaker {
             inner,
             breaker,
@@ -72,6 +73,20 @@ impl<S, C> CircuitBreaker<S, C> {
             classifier,
             readiness: Readiness::Unknown,
         }
+    }
+
+    /// The future of a refused call (recorded to the instruments).
+    #[inline]
+    fn rejected<F>(&self, retry_after: Option<Duration>) -> ResponseFuture<F, C>
+    where
+        C: Clone,
+    {
+        self.breaker.extension().rejected(retry_after);
+        ResponseFuture::rejected(
+            CircuitOpen::new(retry_after),
+            self.classifier.clone(),
+            self.clock,
+        )
     }
 
     /// The inner service.
@@ -142,13 +157,7 @@ where
             Readiness::Inner { seen } => (true, seen),
             Readiness::Rejected { peeked, seen } => match self.breaker.reject_peeked(peeked) {
                 // Still the generation poll_ready saw: its verdict stands.
-                Some(rejected) => {
-                    return ResponseFuture::rejected(
-                        CircuitOpen::new(rejected.retry_after()),
-                        self.classifier.clone(),
-                        self.clock,
-                    );
-                }
+                Some(rejected) => return self.rejected(rejected.retry_after()),
                 None => (false, seen),
             },
             Readiness::Rejecting { seen } => (false, seen),
@@ -158,21 +167,13 @@ where
         let clock = self.clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.
         match self.breaker.acquire(|| seen.unwrap_or_else(|| clock.now())) {
-            Err(rejected) => ResponseFuture::rejected(
-                CircuitOpen::new(rejected.retry_after()),
-                self.classifier.clone(),
-                clock,
-            ),
+            Err(rejected) => self.rejected(rejected.retry_after()),
             Ok(permit) if !inner_ready => {
                 // The breaker was rejecting at poll_ready and was reset since: the inner
                 // service was not made ready, so it is not called. The permit is
                 // dropped unreported (nothing counted, no slot kept).
                 drop(permit);
-                ResponseFuture::rejected(
-                    CircuitOpen::new(Some(Duration::ZERO)),
-                    self.classifier.clone(),
-                    clock,
-                )
+                self.rejected(Some(Duration::ZERO))
             }
             Ok(permit) => ResponseFuture::admitted(
                 self.inner.call(req),

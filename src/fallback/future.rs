@@ -3,6 +3,7 @@
 use super::handler::Recover;
 use crate::BoxError;
 use crate::classify::{Classify, Outcome};
+use crate::observe::FallbackObs;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -32,6 +33,8 @@ pin_project! {
             handler: H,
             policy: P,
             saved: Sv,
+            // With `metrics` or `tracing`: the instance's instruments.
+            obs: FallbackObs,
         },
         Fallback { #[pin] fut: Fb },
         // Only between taking the handler out and starting the fallback.
@@ -41,13 +44,14 @@ pin_project! {
 
 impl<F, Fb, H, P, Sv> ResponseFuture<F, Fb, H, P, Sv> {
     #[inline]
-    pub(super) fn new(fut: F, handler: H, policy: P, saved: Sv) -> Self {
+    pub(super) fn new(fut: F, handler: H, policy: P, saved: Sv, obs: FallbackObs) -> Self {
         ResponseFuture {
             state: State::Primary {
                 fut,
                 handler,
                 policy,
                 saved,
+                obs,
             },
         }
     }
@@ -109,9 +113,14 @@ where
     H: Recover<Sv, T, E, Future = Fb>,
     Fb: Future<Output = Result<T, BoxError>>,
 {
-    if let StateReplace::Primary { handler, saved, .. } =
-        state.as_mut().project_replace(State::Switching)
+    if let StateReplace::Primary {
+        handler,
+        saved,
+        obs,
+        ..
+    } = state.as_mut().project_replace(State::Switching)
     {
+        obs.taken();
         let fut = handler.recover(failed, saved);
         state.set(State::Fallback { fut });
     }

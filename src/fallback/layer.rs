@@ -3,7 +3,9 @@
 use super::handler::{FromFn, ToService, Value};
 use super::service::Fallback;
 use crate::classify::{Classify, DefaultClassifier, Outcome};
+use crate::observe::FallbackObs;
 use std::fmt;
+use std::sync::Arc;
 use tower_layer::Layer;
 
 /// A [`Layer`] that answers a failed call from a fallback: a value, a closure given the
@@ -16,6 +18,7 @@ use tower_layer::Layer;
 pub struct FallbackLayer<H, P = DefaultClassifier> {
     handler: H,
     policy: P,
+    obs: FallbackObs,
 }
 
 impl<V: Clone> FallbackLayer<Value<V>> {
@@ -25,6 +28,7 @@ impl<V: Clone> FallbackLayer<Value<V>> {
         FallbackLayer {
             handler: Value(value),
             policy: DefaultClassifier,
+            obs: FallbackObs::new(None, ()),
         }
     }
 }
@@ -36,6 +40,7 @@ impl<F: Clone> FallbackLayer<FromFn<F>> {
         FallbackLayer {
             handler: FromFn(f),
             policy: DefaultClassifier,
+            obs: FallbackObs::new(None, ()),
         }
     }
 }
@@ -46,6 +51,7 @@ impl<S: Clone> FallbackLayer<ToService<S>> {
         FallbackLayer {
             handler: ToService(service),
             policy: DefaultClassifier,
+            obs: FallbackObs::new(None, ()),
         }
     }
 }
@@ -57,6 +63,7 @@ impl<H, P> FallbackLayer<H, P> {
         FallbackLayer {
             handler: self.handler,
             policy,
+            obs: self.obs,
         }
     }
 
@@ -64,13 +71,32 @@ impl<H, P> FallbackLayer<H, P> {
     pub fn on_error<F>(self, predicate: F) -> FallbackLayer<H, OnError<F>> {
         self.classify(OnError(predicate))
     }
+
+    /// Names the fallback for its metrics and tracing events (see
+    /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
+    /// put in.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.obs = FallbackObs::new(Some(&name.into()), ());
+        self
+    }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.obs.adopt(name);
+    }
 }
 
 impl<S, H: Clone, P: Clone> Layer<S> for FallbackLayer<H, P> {
     type Service = Fallback<S, H, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Fallback::new(inner, self.handler.clone(), self.policy.clone())
+        self.obs.ensure();
+        Fallback::new(
+            inner,
+            self.handler.clone(),
+            self.policy.clone(),
+            self.obs.clone(),
+        )
     }
 }
 

@@ -17,6 +17,12 @@
 //! Outermost in the recommended stack, it turns every rejection of the layers below
 //! (breaker open, rate limited, bulkhead full, timed out) into a degraded answer.
 //!
+//! With the `metrics` feature each answer from the fallback counts in
+//! `buttress_fallback_taken_total`; with `tracing` it is a `DEBUG` event. Name the
+//! layer with [`FallbackLayer::name`]; see [`observe`](crate::observe). With either
+//! feature on, the response future holds a reference to the instance's instruments
+//! (one `Arc` clone per call).
+//!
 //! ```
 //! use buttress::fallback::FallbackLayer;
 //! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};

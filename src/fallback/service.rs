@@ -4,6 +4,7 @@ use super::future::ResponseFuture;
 use super::handler::{Recover, Save};
 use crate::BoxError;
 use crate::classify::Classify;
+use crate::observe::FallbackObs;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -14,14 +15,16 @@ pub struct Fallback<S, H, P> {
     inner: S,
     handler: H,
     policy: P,
+    obs: FallbackObs,
 }
 
 impl<S, H, P> Fallback<S, H, P> {
-    pub(super) fn new(inner: S, handler: H, policy: P) -> Self {
+    pub(super) fn new(inner: S, handler: H, policy: P, obs: FallbackObs) -> Self {
         Fallback {
             inner,
             handler,
             policy,
+            obs,
         }
     }
 
@@ -55,6 +58,7 @@ where
             self.handler.clone(),
             self.policy.clone(),
             saved,
+            self.obs.clone(),
         )
     }
 }

@@ -3,6 +3,7 @@
 use super::service::{KeyedRateLimit, RateLimit};
 use crate::ConfigError;
 use crate::clock::{Clock, MonotonicClock, Nanos, TokioClock};
+use crate::observe::RateLimitObs;
 use buttress_core::gcra::{Gcra, Quota};
 use buttress_core::keyed::KeyedGcra;
 use std::collections::hash_map::RandomState;
@@ -44,6 +45,7 @@ pub struct RateLimitBuilder<C = TokioClock> {
     burst: Option<u32>,
     max_wait: Option<Duration>,
     clock: C,
+    name: Option<Arc<str>>,
 }
 
 impl Default for RateLimitBuilder {
@@ -54,6 +56,7 @@ impl Default for RateLimitBuilder {
             burst: None,
             max_wait: None,
             clock: TokioClock::new(),
+            name: None,
         }
     }
 }
@@ -92,10 +95,19 @@ impl<C: SleepClock> RateLimitBuilder<C> {
             burst: self.burst,
             max_wait: self.max_wait,
             clock,
+            name: self.name,
         }
     }
 
-    fn parts(self) -> Result<(Quota, Nanos, C), ConfigError> {
+    /// Names the limiter for its metrics and tracing events (see
+    /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
+    /// put in.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn parts(self) -> Result<(Quota, Nanos, C, RateLimitObs), ConfigError> {
         let rate = self
             .rate
             .ok_or_else(|| ConfigError::new("rate", "is required"))?;
@@ -107,18 +119,21 @@ impl<C: SleepClock> RateLimitBuilder<C> {
             .max_wait
             .map(Nanos::from_duration)
             .unwrap_or(Nanos::ZERO);
-        Ok((quota, max_wait, self.clock))
+        // The wait counter and histogram exist only when calls may wait.
+        let obs = RateLimitObs::new(self.name.as_ref(), !max_wait.is_zero());
+        Ok((quota, max_wait, self.clock, obs))
     }
 
     /// A direct (one limiter for every call) rate-limit layer.
     pub fn build(self) -> Result<RateLimitLayer<C>, ConfigError> {
-        let (quota, max_wait, clock) = self.parts()?;
+        let (quota, max_wait, clock, obs) = self.parts()?;
         Ok(RateLimitLayer {
             shared: Arc::new(Direct {
                 gcra: Gcra::new(quota),
                 clock,
                 max_wait,
                 rejected: Arc::default(),
+                obs,
             }),
         })
     }
@@ -158,7 +173,7 @@ impl<C: SleepClock> RateLimitBuilder<C> {
         F: Fn(&Req) -> K,
         H: BuildHasher,
     {
-        let (quota, max_wait, clock) = self.parts()?;
+        let (quota, max_wait, clock, obs) = self.parts()?;
         Ok(KeyedRateLimitLayer {
             shared: Arc::new(Keyed {
                 store: KeyedGcra::with_hasher(quota, max_keys, hasher)?,
@@ -166,6 +181,7 @@ impl<C: SleepClock> RateLimitBuilder<C> {
                 clock,
                 max_wait,
                 rejected: Arc::default(),
+                obs,
             }),
         })
     }
@@ -179,6 +195,8 @@ pub(super) struct Direct<C> {
     pub(super) max_wait: Nanos,
     /// Calls refused so far, shared with the handles; counted on the reject path only.
     pub(super) rejected: Arc<AtomicU64>,
+    /// Metrics and tracing (zero-sized without those features).
+    pub(super) obs: RateLimitObs,
 }
 
 /// The state of a keyed limiter.
@@ -189,6 +207,8 @@ pub(super) struct Keyed<K, F, C, H = RandomState> {
     pub(super) max_wait: Nanos,
     /// Calls refused so far, shared with the handles; counted on the reject path only.
     pub(super) rejected: Arc<AtomicU64>,
+    /// Metrics and tracing (zero-sized without those features).
+    pub(super) obs: RateLimitObs,
 }
 
 /// A [`Layer`] that limits calls to a rate with bursts (GCRA), one limiter for every
@@ -234,12 +254,18 @@ impl<C> RateLimitLayer<C> {
     pub fn handle(&self) -> RateLimitHandle {
         RateLimitHandle::new(Arc::clone(&self.shared.rejected))
     }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.shared.obs.adopt(name);
+    }
 }
 
 impl<S, C> Layer<S> for RateLimitLayer<C> {
     type Service = RateLimit<S, C>;
 
     fn layer(&self, inner: S) -> RateLimit<S, C> {
+        self.shared.obs.ensure();
         RateLimit::new(inner, Arc::clone(&self.shared))
     }
 }
@@ -281,12 +307,18 @@ impl<K, F, C, H> KeyedRateLimitLayer<K, F, C, H> {
     pub fn handle(&self) -> RateLimitHandle {
         RateLimitHandle::new(Arc::clone(&self.shared.rejected))
     }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.shared.obs.adopt(name);
+    }
 }
 
 impl<S, K, F, C, H> Layer<S> for KeyedRateLimitLayer<K, F, C, H> {
     type Service = KeyedRateLimit<S, K, F, C, H>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.shared.obs.ensure();
         KeyedRateLimit::new(inner, Arc::clone(&self.shared))
     }
 }

@@ -23,6 +23,11 @@
 //! default, so `tokio::time::pause()` drives the limiter in tests; any [`SleepClock`]
 //! can replace it.
 //!
+//! With the `metrics` feature the limiter counts rejections, and with `max_wait` the
+//! delayed calls and a histogram of their waits (known when the slot is reserved: no
+//! extra clock read); with `tracing` each is a `DEBUG` event. Name it with
+//! [`name`](RateLimitBuilder::name); see [`observe`](crate::observe).
+//!
 //! [`TokioClock`]: crate::clock::TokioClock
 //!
 //! ```

@@ -5,6 +5,7 @@ use super::future::ResponseFuture;
 use super::layer::{Direct, Keyed, SleepClock};
 use crate::BoxError;
 use crate::clock::{Nanos, TokioClock};
+use crate::observe::RateLimitObs;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -58,6 +59,7 @@ fn dispatch<S, Req, C>(
     now: Nanos,
     clock: &C,
     rejected: &AtomicU64,
+    obs: &RateLimitObs,
 ) -> ResponseFuture<S::Future, S, Req>
 where
     S: Service<Req> + Clone,
@@ -68,6 +70,7 @@ where
         Ok(wait) => {
             // The slot is reserved: sleep exactly until it, then call the service that
             // was made ready (a clone stays for the next `poll_ready`).
+            obs.waits(wait.as_duration());
             let deadline = clock.deadline(now.saturating_add(wait));
             let ready = inner.clone();
             let svc = std::mem::replace(inner, ready);
@@ -77,6 +80,7 @@ where
             // Relaxed: a count for the handles, publishing nothing; the reject path's
             // only extra cost.
             rejected.fetch_add(1, Ordering::Relaxed);
+            obs.rejected(retry_after.as_duration());
             ResponseFuture::rejected(RateLimited::new(retry_after.as_duration()))
         }
     }
@@ -116,6 +120,7 @@ where
             now,
             &shared.clock,
             &shared.rejected,
+            &shared.obs,
         )
     }
 }
@@ -191,6 +196,7 @@ where
             now,
             &shared.clock,
             &shared.rejected,
+            &shared.obs,
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The retry response future: a state machine of calling, waiting and readying.
 
 use super::error::{BudgetExhausted, RetriesExhausted};
-use super::layer::Config;
+use super::layer::{Config, Shared};
 use super::policy::{CloneRequest, Decision, Listener, Policy, RetryEvent, RetryReason};
 use crate::error::BoxError;
 use buttress_core::budget::{RetryBudget, Withdrawal};
@@ -64,18 +64,37 @@ pub(crate) struct Attempts<P, C, L> {
     listener: L,
 }
 
-/// The budget of a call, and the withdrawal for a retry that is waiting: dropped before
-/// the retry is sent (cancelled), the withdrawal is refunded.
+/// The layer's shared state (for its budget and instruments), and the withdrawal for a
+/// retry that is waiting: dropped before the retry is sent (cancelled), the withdrawal
+/// is refunded.
 struct BudgetHold {
-    budget: Option<Arc<RetryBudget>>,
+    /// `None` when the layer has no budget and no instruments record anything.
+    shared: Option<Arc<Shared>>,
     pending: Option<Withdrawal>,
+}
+
+impl BudgetHold {
+    #[inline]
+    fn budget(&self) -> Option<&RetryBudget> {
+        self.shared.as_ref()?.budget.as_deref()
+    }
+
+    /// Runs `f` with the instruments, if they can record anything.
+    #[inline]
+    fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
+        if let Some(s) = &self.shared {
+            f(&s.obs);
+        }
+    }
 }
 
 impl Drop for BudgetHold {
     #[inline]
     fn drop(&mut self) {
-        if let (Some(b), Some(w)) = (&self.budget, self.pending.take()) {
-            b.refund(w);
+        if let Some(w) = self.pending.take() {
+            if let Some(b) = self.budget() {
+                b.refund(w);
+            }
         }
     }
 }
@@ -91,7 +110,7 @@ impl<P, C, L> Attempts<P, C, L> {
     #[inline]
     pub(crate) fn new(
         config: Config,
-        budget: Option<Arc<RetryBudget>>,
+        shared: Option<Arc<Shared>>,
         start: Nanos,
         seed: u64,
         policy: P,
@@ -101,7 +120,7 @@ impl<P, C, L> Attempts<P, C, L> {
         Attempts {
             config,
             budget: BudgetHold {
-                budget,
+                shared,
                 pending: None,
             },
             start,
@@ -166,7 +185,7 @@ impl<P, C, L> Attempts<P, C, L> {
                 return Step::Return;
             }
         }
-        if let Some(budget) = &self.budget.budget {
+        if let Some(budget) = self.budget.shared.as_ref().and_then(|s| s.budget.as_ref()) {
             let t = now.unwrap_or_else(|| self.config.clock.now());
             match budget.try_withdraw(t) {
                 Some(w) => self.budget.pending = Some(w),
@@ -178,6 +197,9 @@ impl<P, C, L> Attempts<P, C, L> {
             delay: delay.as_duration(),
             reason,
         });
+        let attempt = self.made + 1;
+        self.budget
+            .observe(|obs| obs.retry(attempt, delay.as_duration(), reason));
         Step::Wait(delay.as_duration())
     }
 
@@ -189,8 +211,10 @@ impl<P, C, L> Attempts<P, C, L> {
     ) -> Result<Res, BoxError> {
         result.map_err(|e| {
             if budget_refused {
+                self.budget.observe(|obs| obs.budget_exhausted(self.made));
                 Box::new(BudgetExhausted::after(self.made, e)) as BoxError
             } else if self.made > 1 {
+                self.budget.observe(|obs| obs.retries_exhausted(self.made));
                 Box::new(RetriesExhausted::new(self.made, e)) as BoxError
             } else {
                 e
@@ -275,12 +299,15 @@ where
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
-                        if let (Some(b), Some(w)) = (
-                            &this.attempts.budget.budget,
-                            this.attempts.budget.pending.take(),
-                        ) {
-                            b.refund(w);
+                        if let Some(w) = this.attempts.budget.pending.take() {
+                            if let Some(b) = this.attempts.budget.budget() {
+                                b.refund(w);
+                            }
                         }
+                        let made = this.attempts.made;
+                        this.attempts
+                            .budget
+                            .observe(|obs| obs.retries_exhausted(made));
                         return Poll::Ready(Err(Box::new(RetriesExhausted::new(
                             this.attempts.made,
                             e,
@@ -296,6 +323,7 @@ where
                     }
                     // The retry is sent: its withdrawal is spent.
                     this.attempts.budget.pending = None;
+                    this.attempts.budget.observe(|obs| obs.attempt());
                     let fut = this.service.call(req);
                     this.state.set(State::Calling { fut });
                 }

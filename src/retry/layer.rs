@@ -3,6 +3,7 @@
 use super::policy::{ByClone, DefaultPolicy, NoListener};
 use super::service::Retry;
 use crate::clock::TokioClock;
+use crate::observe::RetryObs;
 use buttress_core::backoff::Backoff;
 use buttress_core::budget::RetryBudget;
 use buttress_core::{ConfigError, Nanos};
@@ -35,6 +36,8 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) budget: Option<Arc<RetryBudget>>,
+    /// Metrics and tracing (zero-sized without those features).
+    pub(crate) obs: RetryObs,
     seed: u64,
     streams: AtomicU64,
 }
@@ -100,6 +103,7 @@ impl RetryLayer {
             min_attempt_time: Duration::ZERO,
             max_wait: Duration::from_secs(30),
             seed: None,
+            name: None,
             policy: DefaultPolicy,
             cloner: ByClone,
             listener: NoListener,
@@ -113,12 +117,18 @@ impl<P, C, L> RetryLayer<P, C, L> {
     pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
         self.shared.budget.as_ref()
     }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.shared.obs.adopt(name);
+    }
 }
 
 impl<S, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
     type Service = Retry<S, P, C, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.shared.obs.ensure();
         Retry::new(
             inner,
             self.shared.clone(),
@@ -145,6 +155,7 @@ pub struct RetryLayerBuilder<P = DefaultPolicy, C = ByClone, L = NoListener> {
     min_attempt_time: Duration,
     max_wait: Duration,
     seed: Option<u64>,
+    name: Option<Arc<str>>,
     policy: P,
     cloner: C,
     listener: L,
@@ -158,6 +169,7 @@ impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayerBuilder<P, C, L> 
             .field("budget", &self.budget)
             .field("deadline", &self.deadline)
             .field("max_wait", &self.max_wait)
+            .field("name", &self.name)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -224,6 +236,14 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
         self
     }
 
+    /// Names the retry for its metrics and tracing events (see
+    /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
+    /// put in.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
     /// What is retried (default [`DefaultPolicy`]).
     pub fn policy<P2>(self, policy: P2) -> RetryLayerBuilder<P2, C, L> {
         RetryLayerBuilder {
@@ -234,6 +254,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             min_attempt_time: self.min_attempt_time,
             max_wait: self.max_wait,
             seed: self.seed,
+            name: self.name,
             policy,
             cloner: self.cloner,
             listener: self.listener,
@@ -250,6 +271,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             min_attempt_time: self.min_attempt_time,
             max_wait: self.max_wait,
             seed: self.seed,
+            name: self.name,
             policy: self.policy,
             cloner,
             listener: self.listener,
@@ -266,6 +288,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             min_attempt_time: self.min_attempt_time,
             max_wait: self.max_wait,
             seed: self.seed,
+            name: self.name,
             policy: self.policy,
             cloner: self.cloner,
             listener,
@@ -314,6 +337,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             shared: Arc::new(Shared {
                 config,
                 budget,
+                obs: RetryObs::new(self.name.as_ref(), ()),
                 seed: self.seed.unwrap_or_else(random_seed),
                 streams: AtomicU64::new(0),
             }),

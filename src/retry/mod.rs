@@ -39,6 +39,15 @@
 //! calls to move that epoch on), creates no timer and allocates nothing: the timer
 //! lives only in the future's waiting state.
 //!
+//! # Metrics and tracing
+//!
+//! With the `metrics` feature the layer counts attempts, scheduled retries by reason,
+//! and the calls that ended with the budget or the retries exhausted; with `tracing`
+//! each retry is a `DEBUG` event (attempt, delay, reason) and budget exhaustion a
+//! `WARN`. Name the layer with [`RetryLayerBuilder::name`]; see
+//! [`observe`](crate::observe). The response future reaches the instruments through the
+//! layer's shared state, which it already holds for the budget.
+//!
 //! # Example
 //!
 //! ```

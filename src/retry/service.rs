@@ -21,6 +21,9 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     seed: u64,
 }
 
+/// Whether the instruments record anything (a feature is on).
+const OBSERVED: bool = cfg!(any(feature = "metrics", feature = "tracing"));
+
 /// Spacing between the seeds of consecutive calls of one service (the golden ratio;
 /// `SmallRng::seed_from_u64` mixes the seed further).
 const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -105,19 +108,20 @@ where
         } else {
             Nanos::ZERO
         };
-        let budget = match &self.shared.budget {
-            Some(b) => {
-                if config.needs_clock {
-                    b.deposit(start);
-                } else {
-                    // At the budget's cached epoch: no clock read (but one in 64).
-                    let clock = config.clock;
-                    b.deposit_cached(|| clock.now());
-                }
-                Some(b.clone())
+        if let Some(b) = &self.shared.budget {
+            if config.needs_clock {
+                b.deposit(start);
+            } else {
+                // At the budget's cached epoch: no clock read (but one in 64).
+                let clock = config.clock;
+                b.deposit_cached(|| clock.now());
             }
-            None => None,
-        };
+        }
+        // The future reaches the budget and the instruments through the shared state:
+        // one `Arc` clone, made only when it has a budget to spend or instruments to
+        // record to (always with the `metrics` or `tracing` feature).
+        let shared = (OBSERVED || self.shared.budget.is_some()).then(|| self.shared.clone());
+        self.shared.obs.attempt();
         let next = if config.max_attempts > 1 {
             self.cloner.clone_request(&req)
         } else {
@@ -135,7 +139,7 @@ where
             next,
             Attempts::new(
                 *config,
-                budget,
+                shared,
                 start,
                 seed,
                 self.policy.clone(),

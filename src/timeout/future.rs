@@ -3,6 +3,7 @@
 
 use super::error::Elapsed;
 use crate::error::BoxError;
+use crate::observe::TimeoutObs;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -24,6 +25,8 @@ pin_project! {
         inner: Inner<F>,
         #[pin]
         timer: Timer,
+        // With `metrics` or `tracing`: the instance's instruments, for a cut call.
+        obs: TimeoutObs,
     }
 }
 
@@ -39,16 +42,17 @@ pin_project! {
     #[project = TimerProj]
     enum Timer {
         Unarmed { after: Option<Duration> },
-        Armed { #[pin] sleep: Sleep },
+        Armed { #[pin] sleep: Sleep, after: Duration },
     }
 }
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(crate) fn new(fut: F, after: Option<Duration>) -> Self {
+    pub(crate) fn new(fut: F, after: Option<Duration>, obs: TimeoutObs) -> Self {
         ResponseFuture {
             inner: Inner::Running { fut },
             timer: Timer::Unarmed { after },
+            obs,
         }
     }
 }
@@ -77,13 +81,15 @@ where
                 None => return Poll::Pending,
                 Some(d) => this.timer.set(Timer::Armed {
                     sleep: tokio::time::sleep(d),
+                    after: d,
                 }),
             }
         }
-        if let TimerProj::Armed { sleep } = this.timer.project() {
+        if let TimerProj::Armed { sleep, after } = this.timer.project() {
             if sleep.poll(cx).is_ready() {
                 // Cancel the call now, not when this future is dropped.
                 this.inner.set(Inner::Cancelled);
+                this.obs.elapsed(*after);
                 return Poll::Ready(Err(Box::new(Elapsed::new())));
             }
         }

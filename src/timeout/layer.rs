@@ -1,7 +1,9 @@
 //! The timeout layer's configuration.
 
 use super::service::Timeout;
+use crate::observe::TimeoutObs;
 use buttress_core::ConfigError;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_layer::Layer;
 
@@ -43,9 +45,10 @@ where
 
 /// Fails a call with [`Elapsed`](super::error::Elapsed) when it takes too long, and
 /// drops (cancels) it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TimeoutLayer<T = Fixed> {
     timeout: T,
+    obs: TimeoutObs,
 }
 
 impl TimeoutLayer {
@@ -56,6 +59,7 @@ impl TimeoutLayer {
         }
         Ok(TimeoutLayer {
             timeout: Fixed(timeout),
+            obs: TimeoutObs::new(None, ()),
         })
     }
 }
@@ -64,7 +68,23 @@ impl<T> TimeoutLayer<T> {
     /// Each call may take what `timeout` computes from its request (`None`: no limit).
     /// A zero duration lets through only a call that is ready at once.
     pub fn per_request(timeout: T) -> Self {
-        TimeoutLayer { timeout }
+        TimeoutLayer {
+            timeout,
+            obs: TimeoutObs::new(None, ()),
+        }
+    }
+
+    /// Names the timeout for its metrics and tracing events (see
+    /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
+    /// put in.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.obs = TimeoutObs::new(Some(&name.into()), ());
+        self
+    }
+
+    /// Takes `name` for metrics and tracing unless named already.
+    pub(crate) fn adopt_name(&self, name: &Arc<str>) {
+        self.obs.adopt(name);
     }
 }
 
@@ -72,7 +92,8 @@ impl<S, T: Clone> Layer<S> for TimeoutLayer<T> {
     type Service = Timeout<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout::new(inner, self.timeout.clone())
+        self.obs.ensure();
+        Timeout::new(inner, self.timeout.clone(), self.obs.clone())
     }
 }
 

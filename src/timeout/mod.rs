@@ -16,6 +16,13 @@
 //! at once costs no clock read, no timer and no allocation. The limit counts from the
 //! first poll, which for a future awaited as soon as it is made is the call itself.
 //!
+//! With the `metrics` feature a cut call counts in `buttress_timeout_elapsed_total`
+//! (and `buttress_rejections_total`); with `tracing` it is a `DEBUG` event. Name the
+//! layer with [`TimeoutLayer::name`]; see [`observe`](crate::observe). With either
+//! feature on, the response future holds a reference to the instance's instruments
+//! (one `Arc` clone per call): the timeout has no shared state of its own to reach them
+//! through.
+//!
 //! ```
 //! use buttress::timeout::TimeoutLayer;
 //! use buttress::error::{rejection, RejectionKind};

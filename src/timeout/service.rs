@@ -3,6 +3,7 @@
 use super::future::ResponseFuture;
 use super::layer::{Fixed, TimeoutFor};
 use crate::error::BoxError;
+use crate::observe::TimeoutObs;
 use std::task::{Context, Poll};
 use tower_service::Service;
 
@@ -12,11 +13,16 @@ use tower_service::Service;
 pub struct Timeout<S, T = Fixed> {
     inner: S,
     timeout: T,
+    obs: TimeoutObs,
 }
 
 impl<S, T> Timeout<S, T> {
-    pub(crate) fn new(inner: S, timeout: T) -> Self {
-        Timeout { inner, timeout }
+    pub(crate) fn new(inner: S, timeout: T, obs: TimeoutObs) -> Self {
+        Timeout {
+            inner,
+            timeout,
+            obs,
+        }
     }
 
     /// The inner service.
@@ -54,6 +60,6 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let after = self.timeout.timeout_for(&req);
-        ResponseFuture::new(self.inner.call(req), after)
+        ResponseFuture::new(self.inner.call(req), after, self.obs.clone())
     }
 }

@@ -40,13 +40,23 @@ use std::fmt;
 /// A counter of calls in flight, bounded by a maximum.
 ///
 /// Not `Clone` on purpose: share it behind an `Arc`.
-pub struct Permits {
+///
+/// `X` is an extension the counter carries for its user without reading it (the
+/// bulkhead keeps its metric handles there): every [`PermitGuard`] reaches it through
+/// the `Arc` it already holds, so a response future needs no second reference.
+pub struct Permits<X = ()> {
     max: usize,
-    /// Permits held right now; never above `max`.
-    count: Arc<AtomicUsize>,
+    /// The count, and the extension.
+    slots: Arc<Slots<X>>,
 }
 
-impl fmt::Debug for Permits {
+struct Slots<X> {
+    /// Permits held right now; never above `max`.
+    count: AtomicUsize,
+    ext: X,
+}
+
+impl<X> fmt::Debug for Permits<X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permits")
             .field("max", &self.max)
@@ -58,6 +68,14 @@ impl fmt::Debug for Permits {
 impl Permits {
     /// A counter admitting at most `max` holders at once (`max` at least 1).
     pub fn new(max: usize) -> Result<Self, ConfigError> {
+        Self::with_extension(max, ())
+    }
+}
+
+impl<X> Permits<X> {
+    /// As [`new`](Permits::new), carrying `ext` (read back with
+    /// [`extension`](Self::extension) and [`PermitGuard::extension`]).
+    pub fn with_extension(max: usize, ext: X) -> Result<Self, ConfigError> {
         if max == 0 {
             return Err(ConfigError::new("max_concurrent", "must be at least 1"));
         }
@@ -70,8 +88,17 @@ impl Permits {
         }
         Ok(Permits {
             max,
-            count: Arc::new(AtomicUsize::new(0)),
+            slots: Arc::new(Slots {
+                count: AtomicUsize::new(0),
+                ext,
+            }),
         })
+    }
+
+    /// The extension given with [`with_extension`](Self::with_extension).
+    #[inline]
+    pub fn extension(&self) -> &X {
+        &self.slots.ext
     }
 
     /// The maximum number of permits.
@@ -84,7 +111,7 @@ impl Permits {
     #[inline]
     pub fn in_flight(&self) -> usize {
         // Relaxed: a snapshot for reporting; it publishes nothing.
-        self.count.load(Ordering::Relaxed)
+        self.slots.count.load(Ordering::Relaxed)
     }
 
     /// Permits free right now.
@@ -96,47 +123,51 @@ impl Permits {
     /// Takes one permit if one is free: a load and one compare-and-swap (retried only
     /// if another caller changed the count in between), then the `Arc` clone.
     #[inline]
-    pub fn try_acquire(&self) -> Option<PermitGuard> {
+    pub fn try_acquire(&self) -> Option<PermitGuard<X>> {
         // Relaxed load and CAS: the count is the only state and a permit publishes no
         // other memory, so all the bound needs is this word's single modification
         // order. Each successful CAS moves the count from `cur < max` to `cur + 1`,
         // so the count never exceeds `max`; a refusal happens only on a value read
         // from that order equal to `max`, when `max` permits really were held.
-        let mut cur = self.count.load(Ordering::Relaxed);
+        let count = &self.slots.count;
+        let mut cur = count.load(Ordering::Relaxed);
         loop {
             if cur >= self.max {
                 return None;
             }
-            match self.count.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match count.compare_exchange_weak(cur, cur + 1, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(actual) => cur = actual,
             }
         }
         Some(PermitGuard {
-            count: Arc::clone(&self.count),
+            slots: Arc::clone(&self.slots),
         })
     }
 }
 
 /// One permit of a [`Permits`] counter, given back on drop (also during a panic).
-pub struct PermitGuard {
-    count: Arc<AtomicUsize>,
+pub struct PermitGuard<X = ()> {
+    slots: Arc<Slots<X>>,
 }
 
-impl Drop for PermitGuard {
+impl<X> PermitGuard<X> {
+    /// The extension of the counter the permit was taken from.
     #[inline]
-    fn drop(&mut self) {
-        // Relaxed: see `try_acquire`; the decrement is this permit's only effect.
-        self.count.fetch_sub(1, Ordering::Relaxed);
+    pub fn extension(&self) -> &X {
+        &self.slots.ext
     }
 }
 
-impl fmt::Debug for PermitGuard {
+impl<X> Drop for PermitGuard<X> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: see `try_acquire`; the decrement is this permit's only effect.
+        self.slots.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<X> fmt::Debug for PermitGuard<X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PermitGuard")
     }

@@ -208,7 +208,11 @@ enum Step {
 /// (`generation & 0xffff` in bits 48..64, a deadline in microseconds in bits 0..48),
 /// written by the thread that made the transition right after its CAS. Plus the window
 /// and a rejection counter.
-pub struct Breaker {
+///
+/// `X` is an extension the breaker carries for its user without reading it (the layer
+/// keeps its metric handles there): reachable from every [`Permit`] through the `Arc`
+/// the permit already holds, so a response future needs no second reference.
+pub struct Breaker<X = ()> {
     /// Read on every call, written on transitions only: on lines of their own, away
     /// from the counters written on every call (and from the `Arc`'s counts).
     state: Padded<AtomicU64>,
@@ -219,9 +223,10 @@ pub struct Breaker {
     name: Option<Arc<str>>,
     listener: Option<Listener>,
     seed: u64,
+    ext: X,
 }
 
-impl fmt::Debug for Breaker {
+impl<X> fmt::Debug for Breaker<X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
             .field("name", &self.name)
@@ -251,7 +256,32 @@ impl Breaker {
             listener: None,
             // A per-breaker random seed for the open-wait jitter, from std's hasher keys.
             seed: std::collections::hash_map::RandomState::new().hash_one(0x6a09_e667_u64),
+            ext: (),
         }
+    }
+}
+
+impl<X> Breaker<X> {
+    /// The same breaker carrying `ext` (in place of its extension so far), to be read
+    /// back with [`extension`](Self::extension), also through [`Permit::breaker`].
+    pub fn with_extension<Y>(self, ext: Y) -> Breaker<Y> {
+        Breaker {
+            state: self.state,
+            deadline: self.deadline,
+            window: self.window,
+            not_permitted: self.not_permitted,
+            config: self.config,
+            name: self.name,
+            listener: self.listener,
+            seed: self.seed,
+            ext,
+        }
+    }
+
+    /// The extension given with [`with_extension`](Self::with_extension).
+    #[inline]
+    pub fn extension(&self) -> &X {
+        &self.ext
     }
 
     /// Names the breaker (for the listener, logs and metrics).
@@ -303,7 +333,7 @@ impl Breaker {
     /// Asks to make a call. `now` is called at most once: when slow calls are tracked,
     /// or when the breaker is open or has every probe slot taken.
     #[inline]
-    pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit, Rejected> {
+    pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit<X>, Rejected> {
         let mut now = LazyNow::new(now);
         let started_at = if self.times_calls() {
             now.get()
@@ -426,7 +456,7 @@ impl Breaker {
     }
 
     #[inline]
-    fn permit(self: &Arc<Self>, generation: u32, started_at: Nanos, probe: bool) -> Permit {
+    fn permit(self: &Arc<Self>, generation: u32, started_at: Nanos, probe: bool) -> Permit<X> {
         Permit {
             held: Some(Held {
                 breaker: Arc::clone(self),
@@ -524,7 +554,7 @@ impl Breaker {
     }
 
     #[inline]
-    fn record(&self, p: &Held, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+    fn record(&self, p: &Held<X>, outcome: Outcome, now: impl FnOnce() -> Nanos) {
         let mut now = LazyNow::new(now);
         let cur = self.load();
         if cur.generation() != p.generation() {
@@ -716,14 +746,14 @@ impl Breaker {
 /// Leave to make one call, from [`Breaker::acquire`]. Report its outcome with
 /// [`record`](Permit::record); dropping it unreported counts nothing and gives back the
 /// half-open probe slot it may hold.
-pub struct Permit {
+pub struct Permit<X = ()> {
     /// `None` once reported. (An `Option` rather than a flag: taking it is one
     /// whole-word store, which keeps moves of the permit cheap.)
-    held: Option<Held>,
+    held: Option<Held<X>>,
 }
 
-struct Held {
-    breaker: Arc<Breaker>,
+struct Held<X> {
+    breaker: Arc<Breaker<X>>,
     started_at: Nanos,
     /// The generation in bits 0..24, and [`PROBE`].
     meta: u64,
@@ -732,7 +762,7 @@ struct Held {
 /// The permit holds a half-open probe slot.
 const PROBE: u64 = 1 << 32;
 
-impl Held {
+impl<X> Held<X> {
     #[inline]
     fn generation(&self) -> u32 {
         self.meta as u32 & GEN_MASK
@@ -744,7 +774,7 @@ impl Held {
     }
 }
 
-impl fmt::Debug for Permit {
+impl<X> fmt::Debug for Permit<X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("generation", &self.generation())
@@ -754,7 +784,7 @@ impl fmt::Debug for Permit {
     }
 }
 
-impl Permit {
+impl<X> Permit<X> {
     /// Reports the call's outcome. `now` is called at most once: when slow calls are
     /// tracked, with a time window, or when the outcome causes a transition.
     #[inline]
@@ -778,6 +808,13 @@ impl Permit {
         self.held.is_some()
     }
 
+    /// The breaker that issued the permit (and its [`extension`](Breaker::extension)),
+    /// until the outcome is reported.
+    #[inline]
+    pub fn breaker(&self) -> Option<&Breaker<X>> {
+        self.held.as_ref().map(|h| &*h.breaker)
+    }
+
     /// The generation the permit was issued in.
     pub fn generation(&self) -> u32 {
         self.held.as_ref().map_or(0, Held::generation)
@@ -794,7 +831,7 @@ impl Permit {
     }
 }
 
-impl Drop for Permit {
+impl<X> Drop for Permit<X> {
     #[inline]
     fn drop(&mut self) {
         if let Some(held) = &self.held {
