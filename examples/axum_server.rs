@@ -11,12 +11,16 @@
 //! - rejections are answered by `HandleErrorLayer::new(buttress::http::handle_error)`;
 //! - `/health` (liveness) and `/ready` (readiness: `503` while the downstream's breaker,
 //!   registered as critical, is open), from a `HealthRegistry`;
-//! - `/metrics` in the Prometheus text format (`metrics-exporter-prometheus`).
+//! - `/metrics` in the Prometheus text format (`metrics-exporter-prometheus`): buttress's
+//!   own metrics (feature `metrics`: breaker calls and state, retries, bulkhead load,
+//!   rejections by reason, all labelled `name="downstream"`) beside the app's counters.
+//!   The recorder is installed before the layers are built, since each layer registers
+//!   its handles once, when it is built.
 //!
 //! ```sh
-//! cargo run --example axum_server --features http,health            # port 3000
-//! cargo run --example axum_server --features http,health -- 8080    # or PORT=8080
-//! cargo run --example axum_server --features http,health -- --self-test
+//! cargo run --example axum_server --features http,health,metrics            # port 3000
+//! cargo run --example axum_server --features http,health,metrics -- 8080    # or PORT=8080
+//! cargo run --example axum_server --features http,health,metrics -- --self-test
 //! ```
 //!
 //! `--self-test` (or `SELF_TEST=1`) serves on an ephemeral port, makes its own requests
@@ -396,6 +400,15 @@ async fn self_test_run(addr: SocketAddr, down: &AtomicBool) -> Result<(), BoxErr
     expect(
         "/metrics lists the request counters",
         metrics.status == StatusCode::OK && metrics.body.contains("example_quote_requests_total"),
+    )?;
+    expect(
+        "/metrics lists buttress's own metrics, the breaker's rejections among them",
+        metrics.body.contains(
+            "buttress_circuit_breaker_calls_total{name=\"downstream\",outcome=\"rejected\"}",
+        ) && metrics
+            .body
+            .contains("buttress_circuit_breaker_transitions_total")
+            && metrics.body.contains("buttress_rejections_total"),
     )?;
     println!("self-test passed");
     Ok(())
