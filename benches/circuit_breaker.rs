@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use support::{AlwaysFails, Bare, allocs_per_call, one_call, report_allocs, runtime};
+use support::{AlwaysFails, Bare, allocs_per_call, consume, one_call, report_allocs, runtime};
 use tower::{Layer, Service};
 
 fn layer() -> CircuitBreakerLayer {
@@ -40,7 +40,7 @@ fn run<S: Service<u64>>(rt: &tokio::runtime::Runtime, svc: &mut S, iters: u64) -
     rt.block_on(async {
         let start = Instant::now();
         for i in 0..iters {
-            let _ = black_box(one_call(svc, black_box(i)).await);
+            consume(one_call(svc, black_box(i)).await);
         }
         start.elapsed()
     })

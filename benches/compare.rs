@@ -22,17 +22,6 @@ mod rows;
 
 use std::hint::black_box;
 
-/// Keeps a call's result observable without handing the whole `Result` to
-/// `black_box`: a `Result` with a boxed error (24 bytes, where the bare service's is 8)
-/// stored whole and read back stalls the pipeline (about 10 ns here), which would be
-/// charged to every row whose error is boxed rather than to the layer.
-#[inline(always)]
-fn consume<T, E>(result: Result<T, E>) {
-    match result {
-        Ok(v) => drop(black_box(v)),
-        Err(e) => drop(black_box(e)),
-    }
-}
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -75,7 +64,7 @@ impl Visit for Timings<'_, '_> {
                         rt.block_on(async {
                             let start = Instant::now();
                             for i in 0..iters {
-                                consume(call(&mut svc, req(black_box(i))).await);
+                                services::consume(call(&mut svc, req(black_box(i))).await);
                             }
                             start.elapsed()
                         })
@@ -123,7 +112,7 @@ impl Pair {
                     let (start, end) = rt.block_on(async {
                         let start = Instant::now();
                         for i in 0..n {
-                            consume(call(&mut svc, req(black_box(i))).await);
+                            services::consume(call(&mut svc, req(black_box(i))).await);
                         }
                         (start, Instant::now())
                     });
