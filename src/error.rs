@@ -83,14 +83,15 @@ pub trait Rejection: Error + Send + Sync + 'static {
 /// The first buttress [`Rejection`] in `err` or its chain of
 /// [`source`](Error::source)s, if any.
 pub fn rejection<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {
-    let mut cur: Option<&'a (dyn Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(r) = as_rejection(e) {
-            return Some(r);
-        }
-        cur = e.source();
-    }
-    None
+    chain(err).find_map(as_rejection)
+}
+
+/// `err` and then each of its [`source`](Error::source)s, outermost first: the one walk
+/// of an error chain that every lookup (a rejection, a gRPC `Status`) goes through.
+pub(crate) fn chain<'a>(
+    err: &'a (dyn Error + 'static),
+) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(err), |e: &&'a (dyn Error + 'static)| (*e).source())
 }
 
 pub(crate) fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Rejection> {

@@ -6,7 +6,7 @@ use std::fmt;
 use tonic::{Code, Status};
 
 /// Every gRPC code, in numeric order.
-const ALL_CODES: [Code; 17] = [
+pub(crate) const ALL_CODES: [Code; 17] = [
     Code::Ok,
     Code::Cancelled,
     Code::Unknown,
@@ -194,16 +194,9 @@ impl<T> Classify<tonic::Response<T>, crate::error::BoxError> for GrpcClassifier 
     fn classify(&self, result: &Result<tonic::Response<T>, crate::error::BoxError>) -> Outcome {
         match result {
             Ok(_) => Outcome::Success,
-            Err(e) => {
-                let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&**e);
-                while let Some(err) = cur {
-                    if let Some(status) = err.downcast_ref::<Status>() {
-                        return self.classify_code(status.code());
-                    }
-                    cur = err.source();
-                }
-                Outcome::Failure
-            }
+            Err(e) => crate::error::chain(&**e)
+                .find_map(|e| e.downcast_ref::<Status>())
+                .map_or(Outcome::Failure, |status| self.classify_code(status.code())),
         }
     }
 }

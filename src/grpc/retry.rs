@@ -5,7 +5,6 @@ use super::classify::response_code;
 use super::status::Pushback;
 use crate::error::{BoxError, as_rejection};
 use crate::retry::{Decision, DefaultPolicy, Policy};
-use std::error::Error;
 use std::fmt;
 use tonic::{Code, Status};
 
@@ -153,15 +152,13 @@ impl GrpcRetryPolicy {
     /// buttress rejection comes first or there is no `Status`,
     /// [`DefaultPolicy::decide_error`].
     pub fn decide_error(&self, err: &BoxError) -> Decision {
-        let mut cur: Option<&(dyn Error + 'static)> = Some(&**err);
-        while let Some(e) = cur {
+        for e in crate::error::chain(&**err) {
             if let Some(status) = e.downcast_ref::<Status>() {
                 return self.decide_code(status.code(), Pushback::from_status(status));
             }
             if as_rejection(e).is_some() {
                 break;
             }
-            cur = e.source();
         }
         DefaultPolicy::decide_error(err)
     }
@@ -223,25 +220,8 @@ mod tests {
     use crate::grpc::set_retry_pushback;
     use std::time::Duration;
 
-    const ALL: [Code; 17] = [
-        Code::Ok,
-        Code::Cancelled,
-        Code::Unknown,
-        Code::InvalidArgument,
-        Code::DeadlineExceeded,
-        Code::NotFound,
-        Code::AlreadyExists,
-        Code::PermissionDenied,
-        Code::ResourceExhausted,
-        Code::FailedPrecondition,
-        Code::Aborted,
-        Code::OutOfRange,
-        Code::Unimplemented,
-        Code::Internal,
-        Code::Unavailable,
-        Code::DataLoss,
-        Code::Unauthenticated,
-    ];
+    use crate::grpc::classify::ALL_CODES as ALL;
+    use std::error::Error;
 
     fn status(code: Code, pushback: Option<&str>) -> Status {
         let mut s = Status::new(code, "x");

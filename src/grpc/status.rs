@@ -55,14 +55,9 @@ pub fn status_from_error(err: &(dyn Error + 'static)) -> Status {
         }
         return status;
     }
-    let mut cur: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(status) = e.downcast_ref::<Status>() {
-            return status.clone();
-        }
-        cur = e.source();
-    }
-    Status::internal("internal error")
+    crate::error::chain(err)
+        .find_map(|e| e.downcast_ref::<Status>())
+        .map_or_else(|| Status::internal("internal error"), Status::clone)
 }
 
 /// [`status_from_error`] for an owned [`BoxError`]: the function for a

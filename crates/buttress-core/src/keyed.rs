@@ -79,7 +79,11 @@ pub struct KeyedGcra<K, S = RandomState> {
     map: papaya::HashMap<K, Entry, S>,
     /// Keys in the map. Changed only under `insert_lock`, so exact.
     len: AtomicUsize,
-    /// Serialises inserts of new keys and sweeps (never taken for a known key).
+    /// Serialises inserts of new keys and sweeps. Never taken for a key already held:
+    /// a known key's check is a lock-free map read plus the GCRA compare-and-swap. A
+    /// new key is the first call of a client (or of an attacker spraying keys), where
+    /// holding the key count exactly at `max_keys` matters more than a few ns, and a
+    /// sweep must see a stable count to evict the right number of idle keys.
     insert_lock: Mutex<()>,
 }
 
