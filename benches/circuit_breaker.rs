@@ -6,11 +6,11 @@ mod support;
 
 use buttress::circuit_breaker::{CircuitBreakerLayer, State};
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::hint::black_box;
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
-use support::{AlwaysFails, Bare, allocs_per_call, consume, one_call, report_allocs, runtime};
-use tower::{Layer, Service};
+use std::time::Duration;
+use support::{
+    AlwaysFails, Bare, allocs_per_call, one_call, one_thread, report_allocs, runtime, two_threads,
+};
+use tower::Layer;
 
 fn layer() -> CircuitBreakerLayer {
     CircuitBreakerLayer::builder()
@@ -35,67 +35,33 @@ fn open_layer() -> CircuitBreakerLayer {
     layer
 }
 
-/// `iters` calls on one current-thread runtime; the time they took.
-fn run<S: Service<u64>>(rt: &tokio::runtime::Runtime, svc: &mut S, iters: u64) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            consume(one_call(svc, black_box(i)).await);
-        }
-        start.elapsed()
-    })
-}
-
-/// `iters` calls on each of two threads at once (each with its own current-thread
-/// runtime and its own clone of `svc`); the slower thread's time.
-fn run_two<S>(svc: &S, iters: u64) -> Duration
-where
-    S: Service<u64> + Clone + Send + 'static,
-{
-    let barrier = Arc::new(Barrier::new(2));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let mut svc = svc.clone();
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                let rt = runtime();
-                barrier.wait();
-                run(&rt, &mut svc, iters)
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().expect("bench thread"))
-        .max()
-        .unwrap_or_default()
-}
-
 fn bench(c: &mut Criterion) {
     let rt = runtime();
     let mut g = c.benchmark_group("circuit_breaker");
 
     let mut bare = Bare;
     g.bench_function("1 thread/bare", |b| {
-        b.iter_custom(|n| run(&rt, &mut bare, n))
+        b.iter_custom(|n| one_thread(&rt, &mut bare, n))
     });
     let mut closed = layer().layer(Bare);
     g.bench_function("1 thread/closed success", |b| {
-        b.iter_custom(|n| run(&rt, &mut closed, n))
+        b.iter_custom(|n| one_thread(&rt, &mut closed, n))
     });
     let mut open = open_layer().layer(Bare);
     g.bench_function("1 thread/open rejection", |b| {
-        b.iter_custom(|n| run(&rt, &mut open, n))
+        b.iter_custom(|n| one_thread(&rt, &mut open, n))
     });
 
-    g.bench_function("2 threads/bare", |b| b.iter_custom(|n| run_two(&Bare, n)));
+    g.bench_function("2 threads/bare", |b| {
+        b.iter_custom(|n| two_threads(&Bare, n))
+    });
     let shared = layer().layer(Bare);
     g.bench_function("2 threads/closed success (one breaker)", |b| {
-        b.iter_custom(|n| run_two(&shared, n))
+        b.iter_custom(|n| two_threads(&shared, n))
     });
     let shared_open = open_layer().layer(Bare);
     g.bench_function("2 threads/open rejection (one breaker)", |b| {
-        b.iter_custom(|n| run_two(&shared_open, n))
+        b.iter_custom(|n| two_threads(&shared_open, n))
     });
     g.finish();
 

@@ -6,58 +6,9 @@ mod support;
 use buttress::clock::Clock;
 use buttress::retry::RetryLayer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::cell::Cell;
 use std::hint::black_box;
-use std::rc::Rc;
-use std::time::Instant;
-use support::{Bare, allocs_per_call, one_call, report_allocs, runtime};
+use support::{Bare, allocs_row, row, runtime};
 use tower::{Layer, Service};
-
-fn row<S>(
-    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    rt: &tokio::runtime::Runtime,
-    mut svc: S,
-) where
-    S: Service<u64>,
-{
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    // Consume the result as a caller would, field by field.
-                    match one_call(&mut svc, black_box(i)).await {
-                        Ok(v) => {
-                            black_box(v);
-                        }
-                        Err(e) => {
-                            black_box(e);
-                        }
-                    }
-                }
-                start.elapsed()
-            })
-        })
-    });
-}
-
-/// Allocations per call through `svc` (kept in an `Rc<Cell>`, which allocates
-/// nothing per call).
-fn allocs<S: Service<u64>>(rt: &tokio::runtime::Runtime, name: &str, svc: S) {
-    let slot = Rc::new(Cell::new(Some(svc)));
-    let (a, b) = allocs_per_call(rt, 10_000, || {
-        let slot = slot.clone();
-        async move {
-            // Moved out for the call and back after: calls never overlap here.
-            if let Some(mut s) = slot.take() {
-                let _ = one_call(&mut s, 1).await;
-                slot.set(Some(s));
-            }
-        }
-    });
-    report_allocs(name, a, b);
-}
 
 fn bare_box_error() -> impl Service<u64, Response = u64, Error = buttress::BoxError> {
     tower::ServiceExt::map_err(Bare, buttress::BoxError::from)
@@ -93,9 +44,9 @@ fn retry(c: &mut Criterion) {
     });
     drop(_guard);
 
-    allocs(&rt, "retry/bare", Bare);
-    allocs(&rt, "retry/retry_first_attempt_ok", no_budget.layer(Bare));
-    allocs(
+    allocs_row(&rt, "retry/bare", Bare);
+    allocs_row(&rt, "retry/retry_first_attempt_ok", no_budget.layer(Bare));
+    allocs_row(
         &rt,
         "retry/retry_first_attempt_ok_budget",
         with_budget.layer(Bare),

@@ -6,14 +6,11 @@ mod support;
 
 use buttress::timeout::TimeoutLayer;
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::cell::Cell;
 use std::future::Future;
-use std::hint::black_box;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use support::{Bare, allocs_per_call, one_call, report_allocs, runtime};
+use std::time::Duration;
+use support::{Bare, allocs_row, row, runtime};
 use tower::{Layer, Service};
 
 /// The eager design: the timer is created in `call`, as tower's `Timeout` does.
@@ -71,52 +68,6 @@ where
     }
 }
 
-fn row<S>(
-    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    rt: &tokio::runtime::Runtime,
-    mut svc: S,
-) where
-    S: Service<u64>,
-{
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for i in 0..iters {
-                    // Consume the result as a caller would, field by field.
-                    match one_call(&mut svc, black_box(i)).await {
-                        Ok(v) => {
-                            black_box(v);
-                        }
-                        Err(e) => {
-                            black_box(e);
-                        }
-                    }
-                }
-                start.elapsed()
-            })
-        })
-    });
-}
-
-/// Allocations per call through `svc` (kept in an `Rc<Cell>`, which allocates
-/// nothing per call).
-fn allocs<S: Service<u64>>(rt: &tokio::runtime::Runtime, name: &str, svc: S) {
-    let slot = Rc::new(Cell::new(Some(svc)));
-    let (a, b) = allocs_per_call(rt, 10_000, || {
-        let slot = slot.clone();
-        async move {
-            // Moved out for the call and back after: calls never overlap here.
-            if let Some(mut s) = slot.take() {
-                let _ = one_call(&mut s, 1).await;
-                slot.set(Some(s));
-            }
-        }
-    });
-    report_allocs(name, a, b);
-}
-
 fn timeout(c: &mut Criterion) {
     let rt = runtime();
     let after = Duration::from_secs(1);
@@ -138,10 +89,10 @@ fn timeout(c: &mut Criterion) {
     row(&mut g, "tower_timeout_ready_at_once", &rt, tower_timeout());
     g.finish();
 
-    allocs(&rt, "timeout/bare", Bare);
-    allocs(&rt, "timeout/timeout_ready_at_once_lazy", lazy());
-    allocs(&rt, "timeout/timeout_ready_at_once_eager", eager());
-    allocs(&rt, "timeout/tower_timeout_ready_at_once", tower_timeout());
+    allocs_row(&rt, "timeout/bare", Bare);
+    allocs_row(&rt, "timeout/timeout_ready_at_once_lazy", lazy());
+    allocs_row(&rt, "timeout/timeout_ready_at_once_eager", eager());
+    allocs_row(&rt, "timeout/tower_timeout_ready_at_once", tower_timeout());
 }
 
 criterion_group!(benches, timeout);

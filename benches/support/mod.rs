@@ -11,6 +11,7 @@ mod services;
 pub use services::*;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::Service;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
@@ -39,4 +40,33 @@ where
 /// Prints one allocation row in the form the benchmark report collects.
 pub fn report_allocs(name: &str, allocs: f64, bytes: f64) {
     println!("allocs: {name}: {allocs:.2} allocations, {bytes:.1} bytes per call");
+}
+
+/// One criterion row: calls through `svc` timed by [`one_thread`].
+pub fn row<S: Service<u64>>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    mut svc: S,
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| one_thread(rt, &mut svc, iters))
+    });
+}
+
+/// Prints the allocations per call through `svc` (kept in an `Rc<Cell>`, which
+/// allocates nothing per call).
+pub fn allocs_row<S: Service<u64>>(rt: &tokio::runtime::Runtime, name: &str, svc: S) {
+    let slot = std::rc::Rc::new(std::cell::Cell::new(Some(svc)));
+    let (a, b) = allocs_per_call(rt, 10_000, || {
+        let slot = slot.clone();
+        async move {
+            // Moved out for the call and back after: calls never overlap here.
+            if let Some(mut s) = slot.take() {
+                let _ = one_call(&mut s, 1).await;
+                slot.set(Some(s));
+            }
+        }
+    });
+    report_allocs(name, a, b);
 }

@@ -79,3 +79,44 @@ pub fn consume<T, E>(result: Result<T, E>) {
         Err(e) => drop(black_box(e)),
     }
 }
+
+/// Time of `iters` calls through `svc`, one after another on a current-thread runtime,
+/// each result consumed by [`consume`]: the loop every timed row runs.
+pub fn one_thread<S>(rt: &tokio::runtime::Runtime, svc: &mut S, iters: u64) -> std::time::Duration
+where
+    S: Service<u64>,
+{
+    rt.block_on(async {
+        let start = std::time::Instant::now();
+        for i in 0..iters {
+            consume(one_call(svc, black_box(i)).await);
+        }
+        start.elapsed()
+    })
+}
+
+/// Two threads, each with its own clone of `svc` (so one shared instance behind them)
+/// and its own current-thread runtime, each making `iters` calls at the same time:
+/// the slower thread's time, per-call time per thread under contention.
+pub fn two_threads<S>(svc: &S, iters: u64) -> std::time::Duration
+where
+    S: Service<u64> + Clone + Send + 'static,
+{
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let barrier = std::sync::Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let rt = runtime();
+                barrier.wait();
+                one_thread(&rt, &mut svc, iters)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .max()
+        .unwrap_or_default()
+}
