@@ -96,14 +96,16 @@ impl RetryLayer {
     /// requests copied with `Clone`.
     pub fn builder() -> RetryLayerBuilder {
         RetryLayerBuilder {
-            max_attempts: 3,
-            backoff: None,
-            budget: BudgetChoice::Default,
-            deadline: None,
-            min_attempt_time: Duration::ZERO,
-            max_wait: Duration::from_secs(30),
-            seed: None,
-            name: None,
+            settings: Settings {
+                max_attempts: 3,
+                backoff: None,
+                budget: BudgetChoice::Default,
+                deadline: None,
+                min_attempt_time: Duration::ZERO,
+                max_wait: Duration::from_secs(30),
+                seed: None,
+                name: None,
+            },
             policy: DefaultPolicy,
             cloner: ByClone,
             listener: NoListener,
@@ -139,6 +141,20 @@ impl<S, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
     }
 }
 
+/// The builder's settings that do not change its type, moved as one by the setters
+/// that do (`policy`, `clone_request`, `listener`).
+#[derive(Debug)]
+struct Settings {
+    max_attempts: u32,
+    backoff: Option<Backoff>,
+    budget: BudgetChoice,
+    deadline: Option<Duration>,
+    min_attempt_time: Duration,
+    max_wait: Duration,
+    seed: Option<u64>,
+    name: Option<Arc<str>>,
+}
+
 #[derive(Debug)]
 enum BudgetChoice {
     Default,
@@ -148,14 +164,7 @@ enum BudgetChoice {
 
 /// Configures a [`RetryLayer`]; [`build`](Self::build) validates it.
 pub struct RetryLayerBuilder<P = DefaultPolicy, C = ByClone, L = NoListener> {
-    max_attempts: u32,
-    backoff: Option<Backoff>,
-    budget: BudgetChoice,
-    deadline: Option<Duration>,
-    min_attempt_time: Duration,
-    max_wait: Duration,
-    seed: Option<u64>,
-    name: Option<Arc<str>>,
+    settings: Settings,
     policy: P,
     cloner: C,
     listener: L,
@@ -164,12 +173,12 @@ pub struct RetryLayerBuilder<P = DefaultPolicy, C = ByClone, L = NoListener> {
 impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayerBuilder<P, C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayerBuilder")
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("budget", &self.budget)
-            .field("deadline", &self.deadline)
-            .field("max_wait", &self.max_wait)
-            .field("name", &self.name)
+            .field("max_attempts", &self.settings.max_attempts)
+            .field("backoff", &self.settings.backoff)
+            .field("budget", &self.settings.budget)
+            .field("deadline", &self.settings.deadline)
+            .field("max_wait", &self.settings.max_wait)
+            .field("name", &self.settings.name)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -179,14 +188,14 @@ impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayerBuilder<P, C, L> 
 impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// How many attempts at most, the first call included (default 3; at least 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
+        self.settings.max_attempts = n;
         self
     }
 
     /// The delay schedule between attempts (default: exponential from 50 ms, doubling,
     /// capped at 5 s, full jitter).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        self.settings.backoff = Some(backoff);
         self
     }
 
@@ -194,14 +203,14 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// of it) makes spends it, and its time is the layer's clock. For one budget per
     /// backend, build one layer per backend and clone it.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = BudgetChoice::Given(Arc::new(budget));
+        self.settings.budget = BudgetChoice::Given(Arc::new(budget));
         self
     }
 
     /// No budget: retries are limited only by `max_attempts` (and the deadline). Then a
     /// call reads no clock unless a deadline is set.
     pub fn no_budget(mut self) -> Self {
-        self.budget = BudgetChoice::None;
+        self.settings.budget = BudgetChoice::None;
         self
     }
 
@@ -209,21 +218,21 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// have [`min_attempt_time`](Self::min_attempt_time)) before it. The attempt in
     /// flight is not cut short: put a timeout outside the retry for that.
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
+        self.settings.deadline = Some(deadline);
         self
     }
 
     /// How long an attempt needs at least (default zero); with a deadline, a retry is
     /// not started unless its wait plus this ends before the deadline.
     pub fn min_attempt_time(mut self, d: Duration) -> Self {
-        self.min_attempt_time = d;
+        self.settings.min_attempt_time = d;
         self
     }
 
     /// The longest single wait (default 30 s): a pushback or delay longer than this
     /// ends the retries instead of being waited.
     pub fn max_wait(mut self, d: Duration) -> Self {
-        self.max_wait = d;
+        self.settings.max_wait = d;
         self
     }
 
@@ -232,7 +241,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// `SmallRng::seed_from_u64(rng.next_u64())` of the one before. Without it the seed
     /// is random.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.settings.seed = Some(seed);
         self
     }
 
@@ -240,21 +249,14 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// [`observe`](crate::observe)); unnamed, it takes the name of the pipeline it is
     /// put in.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = Some(name.into());
+        self.settings.name = Some(name.into());
         self
     }
 
     /// What is retried (default [`DefaultPolicy`]).
     pub fn policy<P2>(self, policy: P2) -> RetryLayerBuilder<P2, C, L> {
         RetryLayerBuilder {
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            budget: self.budget,
-            deadline: self.deadline,
-            min_attempt_time: self.min_attempt_time,
-            max_wait: self.max_wait,
-            seed: self.seed,
-            name: self.name,
+            settings: self.settings,
             policy,
             cloner: self.cloner,
             listener: self.listener,
@@ -264,14 +266,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// How a request is copied for a retry (default [`ByClone`]).
     pub fn clone_request<C2>(self, cloner: C2) -> RetryLayerBuilder<P, C2, L> {
         RetryLayerBuilder {
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            budget: self.budget,
-            deadline: self.deadline,
-            min_attempt_time: self.min_attempt_time,
-            max_wait: self.max_wait,
-            seed: self.seed,
-            name: self.name,
+            settings: self.settings,
             policy: self.policy,
             cloner,
             listener: self.listener,
@@ -281,14 +276,7 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     /// Who hears about each retry (default [`NoListener`], which costs nothing).
     pub fn listener<L2>(self, listener: L2) -> RetryLayerBuilder<P, C, L2> {
         RetryLayerBuilder {
-            max_attempts: self.max_attempts,
-            backoff: self.backoff,
-            budget: self.budget,
-            deadline: self.deadline,
-            min_attempt_time: self.min_attempt_time,
-            max_wait: self.max_wait,
-            seed: self.seed,
-            name: self.name,
+            settings: self.settings,
             policy: self.policy,
             cloner: self.cloner,
             listener,
@@ -297,48 +285,48 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
 
     /// The layer, or the first refused field.
     pub fn build(self) -> Result<RetryLayer<P, C, L>, ConfigError> {
-        if self.max_attempts == 0 {
+        if self.settings.max_attempts == 0 {
             return Err(ConfigError::new(
                 "max_attempts",
                 "must be at least 1 (the first call counts)",
             ));
         }
-        if self.deadline == Some(Duration::ZERO) {
+        if self.settings.deadline == Some(Duration::ZERO) {
             return Err(ConfigError::new("deadline", "must be greater than zero"));
         }
-        if let Some(deadline) = self.deadline {
-            if self.min_attempt_time >= deadline {
+        if let Some(deadline) = self.settings.deadline {
+            if self.settings.min_attempt_time >= deadline {
                 return Err(ConfigError::new(
                     "min_attempt_time",
                     format!("must be shorter than the deadline ({deadline:?})"),
                 ));
             }
         }
-        let backoff = match self.backoff {
+        let backoff = match self.settings.backoff {
             Some(b) => b,
             None => Backoff::exponential(Duration::from_millis(50), 2.0)?
                 .with_cap(Duration::from_secs(5)),
         };
-        let budget = match self.budget {
+        let budget = match self.settings.budget {
             BudgetChoice::Default => Some(Arc::new(RetryBudget::builder().build()?)),
             BudgetChoice::None => None,
             BudgetChoice::Given(b) => Some(b),
         };
         let config = Config {
-            max_attempts: self.max_attempts,
+            max_attempts: self.settings.max_attempts,
             backoff,
-            max_wait: Nanos::from_duration(self.max_wait),
-            deadline: self.deadline.map(Nanos::from_duration),
-            min_attempt_time: Nanos::from_duration(self.min_attempt_time),
+            max_wait: Nanos::from_duration(self.settings.max_wait),
+            deadline: self.settings.deadline.map(Nanos::from_duration),
+            min_attempt_time: Nanos::from_duration(self.settings.min_attempt_time),
             clock: TokioClock::new(),
-            needs_clock: self.deadline.is_some(),
+            needs_clock: self.settings.deadline.is_some(),
         };
         Ok(RetryLayer {
             shared: Arc::new(Shared {
                 config,
                 budget,
-                obs: RetryObs::new(self.name.as_ref(), ()),
-                seed: self.seed.unwrap_or_else(random_seed),
+                obs: RetryObs::new(self.settings.name.as_ref(), ()),
+                seed: self.settings.seed.unwrap_or_else(random_seed),
                 streams: AtomicU64::new(0),
             }),
             policy: self.policy,
