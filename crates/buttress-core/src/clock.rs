@@ -193,7 +193,7 @@ impl SubAssign for Nanos {
 }
 
 impl fmt::Debug for Nanos {
-    /// Readable: `1.5s`, `250ms`, `3µs`, `17ns`, `MAX`.
+    /// Readable: `Nanos(1.5s)`, `Nanos(250ms)`, `Nanos(17ns)`, `Nanos(MAX)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0 == u64::MAX {
             return f.write_str("Nanos(MAX)");

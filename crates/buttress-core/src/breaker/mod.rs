@@ -16,8 +16,9 @@
 //! only counted in the generation its permit was issued in.
 //!
 //! The breaker never reads a clock: each operation takes a closure giving the time,
-//! called at most once and only when the configuration or the state needs it (never
-//! for a closed breaker with a count window and no slow-call tracking).
+//! called at most once and only when the configuration or the state needs it (for a
+//! closed breaker with a count window and no slow-call tracking, only when an outcome
+//! trips it).
 //!
 //! ```
 //! use buttress_core::breaker::{Breaker, BreakerConfig, Outcome, State};
@@ -195,18 +196,17 @@ fn pack_deadline(generation: u32, at: Nanos) -> u64 {
 enum Step {
     Admit,
     Reject(Option<Nanos>),
-    /// Swap in the new word; admit (with a probe slot when `probe`) or reject after.
+    /// Swap in the new word; the call is admitted (as a probe) when the new word is
+    /// `HalfOpen`, rejected when it is `Open` again.
     Move {
         next: Word,
-        admit: bool,
     },
 }
 
 /// The circuit breaker's shared state: one per breaker, behind an `Arc`.
 ///
 /// Two atomic words: the state word (layout at `state::Word`) and a deadline word
-/// (`generation & 0xffff` in bits 48..64, a deadline in microseconds in bits 0..48),
-/// written by the thread that made the transition right after its CAS. Plus the window
+/// (layout at `DEADLINE_BITS`), written by the thread that made the transition right after its CAS. Plus the window
 /// and a rejection counter.
 ///
 /// `X` is an extension the breaker carries for its user without reading it (the layer
@@ -389,7 +389,6 @@ impl<X> Breaker<X> {
                     next: cur
                         .next(State::HalfOpen, cur.reopens())
                         .with_probes(1, 0, 0, 0),
-                    admit: true,
                 },
             },
             State::HalfOpen => {
@@ -401,13 +400,11 @@ impl<X> Breaker<X> {
                             cur.failed(),
                             cur.slow(),
                         ),
-                        admit: true,
                     }
                 } else {
                     match self.deadline_of(cur) {
                         Some(d) if d != Nanos::MAX && now.get() >= d => Step::Move {
                             next: cur.next(State::Open, cur.reopens() + 1),
-                            admit: false,
                         },
                         _ => Step::Reject(None),
                     }
@@ -430,8 +427,8 @@ impl<X> Breaker<X> {
                 retry_after,
                 generation: cur.generation(),
             }),
-            Step::Move { admit: true, .. } => Peek::Admit,
-            Step::Move { admit: false, .. } => Peek::RejectAfterTransition,
+            Step::Move { next } if next.state() == State::HalfOpen => Peek::Admit,
+            Step::Move { .. } => Peek::RejectAfterTransition,
         }
     }
 
