@@ -119,7 +119,9 @@ async fn trips_at_exactly_the_threshold_and_not_before_minimum_calls() {
     assert_eq!(h.state(), State::Closed);
     assert_eq!(h.metrics().calls, 4);
 
-    // Reset, then 3 successes and 2 failures: 40 % over 5 calls, inclusive: trips.
+    // Reset, then a rate that climbs past the threshold: closed at 1 of 5 (20 %) and
+    // 2 of 6 (33 %), open at 3 of 7 (42.9 %). The exact boundary (50 % at a 50 %
+    // threshold) is `threshold_is_inclusive`.
     h.reset();
     let mut svc2 = layer.layer(Backend::default());
     for req in [Req::Ok, Req::Ok, Req::Ok, Req::Fail] {

@@ -371,6 +371,9 @@ async fn handles_are_registered_once_per_instance_never_per_call() {
     });
     let registered = rec.registrations();
     assert!(registered > 0);
+    // The calls run with this recorder current, so a registration made per call would
+    // reach it and be counted (the runtime is current-thread: one thread, one guard).
+    let _current = metrics::set_default_local_recorder(&rec);
     for _ in 0..20 {
         let _ = call(&mut a).await;
         let _ = call(&mut b.clone()).await;

@@ -169,7 +169,13 @@ impl GrpcDeadline {
     /// The bound for a call whose `grpc-timeout` header is `value` (if any).
     #[inline]
     pub fn bound(&self, value: Option<&HeaderValue>) -> Duration {
-        match value.map(|v| parse_grpc_timeout(v.as_bytes())) {
+        self.bound_bytes(value.map(HeaderValue::as_bytes))
+    }
+
+    /// [`bound`](Self::bound) from the header value's bytes, however they are held.
+    #[inline]
+    fn bound_bytes(&self, value: Option<&[u8]>) -> Duration {
+        match value.map(parse_grpc_timeout) {
             Some(Ok(asked)) => asked.saturating_sub(self.margin).min(self.max),
             _ => self.max,
         }
@@ -196,17 +202,16 @@ impl<B> TimeoutFor<http::Request<B>> for GrpcDeadline {
 impl<T> TimeoutFor<tonic::Request<T>> for GrpcDeadline {
     #[inline]
     fn timeout_for(&self, req: &tonic::Request<T>) -> Option<Duration> {
-        let value = req
-            .metadata()
-            .get(GRPC_TIMEOUT.as_str())
-            .and_then(|v| HeaderValue::from_bytes(v.as_encoded_bytes()).ok());
-        Some(self.bound(value.as_ref()))
+        // Read in place: no copy of the value into a `HeaderValue` per call.
+        let value = req.metadata().get(GRPC_TIMEOUT.as_str());
+        Some(self.bound_bytes(value.map(|v| v.as_encoded_bytes())))
     }
 }
 
 /// A [`TimeoutLayer`] for a gRPC server: each call may take what its client's
 /// `grpc-timeout` allows less [`DEFAULT_MARGIN`], and never more than `max` (greater
-/// than zero). When the time is up the handler's future is dropped (its work cancelled) and the call fails with
+/// than zero). When the time is up the handler's future is dropped (its work
+/// cancelled) and the call fails with
 /// [`Elapsed`](crate::timeout::error::Elapsed), which
 /// [`into_status`](super::into_status) turns into `DEADLINE_EXCEEDED`.
 ///
