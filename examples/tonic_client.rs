@@ -18,8 +18,8 @@
 //! - tonic's `Channel`.
 //!
 //! ```sh
-//! cargo run --example tonic_client --features grpc                # its own server
-//! cargo run --example tonic_client --features grpc -- --server http://127.0.0.1:50051
+//! cargo run --example tonic_client --features grpc,http              # its own server
+//! cargo run --example tonic_client --features grpc,http -- --server http://127.0.0.1:50051
 //! ```
 //!
 //! Without `--server` it starts an in-process server that admits one call every 400 ms,

@@ -109,7 +109,9 @@ async fn main() -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     if !self_test {
         println!("serving echo.Echo on {addr}");
-        println!("  cargo run --example tonic_client --features grpc -- --server http://{addr}");
+        println!(
+            "  cargo run --example tonic_client --features grpc,http -- --server http://{addr}"
+        );
         return serve(listener).await;
     }
     let server = tokio::spawn(serve(listener));

@@ -60,6 +60,12 @@ pub use error::BoxError;
 pub use pipeline::Resilience;
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(all(doctest, feature = "http", feature = "grpc", feature = "health"))]
+#[cfg(all(
+    doctest,
+    feature = "http",
+    feature = "grpc",
+    feature = "health",
+    feature = "metrics"
+))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -29,7 +29,10 @@
 //!   slot is not charged to the attempt.
 //! - **Attempt timeout outside the bulkhead**, so waiting for a bulkhead slot counts
 //!   against the attempt (and so against the overall timeout), and a hung call is cut
-//!   and its slot freed.
+//!   and its slot freed. An attempt cut while it still waits in the bulkhead's queue
+//!   ends in `Elapsed` too, which the breaker counts: give the bulkhead a `max_wait`
+//!   shorter than the attempt timeout, so that a full queue answers `BulkheadFull`
+//!   (not counted) first.
 //! - **Bulkhead innermost**, closest to the resource whose concurrency it protects:
 //!   it holds a slot only while the call really runs.
 //!

@@ -12,8 +12,12 @@
 //! - another service, called with a clone of the request:
 //!   [`FallbackLayer::service`].
 //!
-//! The success path adds a classification and a branch: no allocation, no boxing (the
-//! response future is an enum state machine, primary then fallback).
+//! The success path adds a classification and a branch, and no boxing (the response
+//! future is an enum state machine, primary then fallback). The handler goes with each
+//! call, so it is cloned per call: a value given to [`FallbackLayer::value`] should be
+//! cheap to clone (`Copy`, a `&'static str`, an `Arc`), since a `String` there would be
+//! allocated on every call, failed or not; [`FallbackLayer::from_fn`] builds its answer
+//! only on a failure.
 //! Outermost in the recommended stack, it turns every rejection of the layers below
 //! (breaker open, rate limited, bulkhead full, timed out) into a degraded answer.
 //!

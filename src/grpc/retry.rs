@@ -24,7 +24,7 @@ fn bit(code: Code) -> u32 {
 /// The status is found where it arrives:
 ///
 /// - as the error of a call, a [`tonic::Status`] (anywhere in the error's
-///   [`source`](Error::source) chain), which is what a service whose error is `Status`
+///   [`source`](std::error::Error::source) chain), which is what a service whose error is `Status`
 ///   returns (the way a generated client reports a call), the `Ok` side being a
 ///   `tonic::Response<T>` or an `http::Response<B>`;
 /// - in the headers of a trailers-only `http::Response` (`grpc-status`, and

@@ -12,7 +12,9 @@
 //! A rate limiter's status reads "since the previous probe" as "since the previous
 //! `status()` call on this handle": the handle remembers the rejection count it last
 //! saw (the limiter itself only does one relaxed add per rejection). A registry calls
-//! `status()` once per probe, so give each registry its own clone of the handle.
+//! `status()` once per probe of either kind, so with both `/health` and `/ready`
+//! probing one registry, whichever comes first after a rejection reports it and the
+//! other sees healthy; give each registry its own clone of the handle.
 //!
 //! An unnamed layer reports under its kind (`"circuit_breaker"`, `"bulkhead"`,
 //! `"rate_limiter"`); name each layer that a registry holds (`named` on the bulkhead

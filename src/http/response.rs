@@ -14,10 +14,10 @@ use std::time::Duration;
 /// | error | status | `Retry-After` |
 /// |---|---|---|
 /// | [`CircuitOpen`](crate::circuit_breaker::error::CircuitOpen) | 503 Service Unavailable | when known |
-/// | [`BulkheadFull`](crate::bulkhead::error::BulkheadFull) | 503 Service Unavailable | when known |
+/// | [`BulkheadFull`](crate::bulkhead::error::BulkheadFull) | 503 Service Unavailable | no |
 /// | [`RateLimited`](crate::rate_limit::error::RateLimited) | 429 Too Many Requests | yes |
-/// | [`Elapsed`](crate::timeout::error::Elapsed) | 504 Gateway Timeout | when known |
-/// | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | 503 Service Unavailable | when known |
+/// | [`Elapsed`](crate::timeout::error::Elapsed) | 504 Gateway Timeout | no |
+/// | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | 503 Service Unavailable | no |
 /// | anything else | 500 Internal Server Error | no |
 ///
 /// A rejection is found anywhere in the error's [`source`](Error::source) chain (see

@@ -46,7 +46,8 @@
 //! each retry is a `DEBUG` event (attempt, delay, reason) and budget exhaustion a
 //! `WARN`. Name the layer with [`RetryLayerBuilder::name`]; see
 //! [`observe`](crate::observe). The response future reaches the instruments through the
-//! layer's shared state, which it already holds for the budget.
+//! layer's shared state: with a budget it holds that already; without one, a feature
+//! on makes each call take that one `Arc` clone.
 //!
 //! # Example
 //!

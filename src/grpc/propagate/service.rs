@@ -58,8 +58,8 @@ where
             // The one clock read, for a request that carries a deadline.
             let left = deadline.remaining();
             if left.is_zero() {
-                // Nothing left: the server would only refuse it. The readiness the
-                // caller obtained is released with the request, unused.
+                // Nothing left: the server would only refuse it. The request is dropped
+                // unsent; the inner service stays ready for the next call.
                 return ResponseFuture::elapsed();
             }
             limit = Some(limit.map_or(left, |t| t.min(left)));
