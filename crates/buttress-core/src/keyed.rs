@@ -18,10 +18,10 @@
 //! behave exactly the same (a full burst). Such a key is *idle*, and removing it changes
 //! no decision. The store never holds more than `max_keys` keys: inserting a new key
 //! into a full store first sweeps every idle key out, using the caller's `now` (so paused
-//! tokio time or a manual clock drive eviction too; there is no cleanup task). If nothing
-//! is idle (keys are being sprayed faster than they recover), it evicts the
-//! sixteenth of the keys closest to recovery (smallest TAT), the ones that lose the least
-//! by being forgotten. Keys that are over their limit have the largest TATs and are kept,
+//! tokio time or a manual clock drive eviction too; there is no cleanup task), and, if
+//! fewer than a sixteenth of the keys were idle (keys are being sprayed faster than they
+//! recover), the keys closest to recovery (smallest TAT) up to that sixteenth: the
+//! ones that lose the least by being forgotten. Keys that are over their limit have the largest TATs and are kept,
 //! so hot keys stay limited exactly even under a flood of new keys; the sweep runs once
 //! per `max_keys / 16` new keys, so its cost is amortised to a few entries per insert.
 //!
@@ -258,22 +258,23 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
     /// Called with `insert_lock` held.
     fn make_room(&self, now: Nanos) {
         let now = now.as_u64();
-        if self.sweep(|tat| tat <= now) > 0 {
-            return;
-        }
         let map = self.map.pin();
         // Relaxed: a snapshot; the eviction below re-checks each word by CAS.
         let mut tats: Vec<u64> = map
             .values()
             .map(|e| e.tat.load(Ordering::Relaxed))
             .collect();
+        drop(map);
         if tats.is_empty() {
             return;
         }
         let k = (self.max_keys / 16).clamp(1, tats.len()) - 1;
-        let (_, &mut threshold, _) = tats.select_nth_unstable(k);
-        drop(map);
-        self.sweep(|tat| tat <= threshold);
+        let (_, &mut kth, _) = tats.select_nth_unstable(k);
+        // Every idle key, and at least a sixteenth of the store (the keys closest to
+        // recovery), so that the next `max_keys / 16` new keys find room without a
+        // sweep: evicting only the keys that happen to be idle would rescan the whole
+        // map for every new key once keys go idle one at a time.
+        self.sweep(|tat| tat <= kth.max(now));
     }
 
     /// Retires and removes every entry whose TAT satisfies `evict`; returns how many.

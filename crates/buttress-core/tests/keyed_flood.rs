@@ -57,3 +57,34 @@ fn a_million_keys_stay_bounded_and_hot_keys_stay_limited() {
         assert!(store.check(h, clock.now()).is_err());
     }
 }
+
+/// Keys that recover one at a time do not make every new key rescan the store: one
+/// sweep frees every idle key and at least a sixteenth of the room.
+#[test]
+fn a_full_store_frees_a_sixteenth_at_a_time() {
+    const MAX_KEYS: usize = 1_600;
+    // One call a second per key, burst 1: a key stays non-idle for one second after it
+    // is used.
+    let quota = Quota::per_second(1, 1).unwrap();
+    let store = KeyedGcra::new(quota, MAX_KEYS).unwrap();
+    // Fill the store with keys used 1 ms apart: they recover one per millisecond.
+    let mut now = Nanos::from_secs(10);
+    for k in 0..MAX_KEYS as u64 {
+        assert!(store.check(k, now).is_ok());
+        now += Nanos::from_millis(1);
+    }
+    assert_eq!(store.len(), MAX_KEYS);
+    // 1.05 s after the first key: the keys used at or before `now - 1 s` are idle.
+    // Insert one new key into the full store.
+    let now = Nanos::from_secs(10) + Nanos::from_millis(1_050);
+    assert!(store.check(1_000_000, now).is_ok());
+    // 51 keys were idle (used at 10.000 .. 10.050 s): fewer than a sixteenth (100), so
+    // the sweep also took the keys closest to recovery, up to a hundred.
+    let held = store.len();
+    assert!(held <= MAX_KEYS - MAX_KEYS / 16 + 1, "held {held}");
+    // The next 99 new keys need no sweep and are all admitted; the store stays bounded.
+    for k in 0..99u64 {
+        assert!(store.check(2_000_000 + k, now).is_ok());
+    }
+    assert!(store.len() <= MAX_KEYS);
+}
