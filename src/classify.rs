@@ -26,31 +26,9 @@
 //! assert_eq!(by_status.classify(&Ok(404)), Outcome::Ignored);
 //! ```
 
-/// The verdict on one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The call succeeded.
-    Success,
-    /// The call failed: it counts against the backend.
-    Failure,
-    /// The call is not counted either way (a client error, a cancellation); any
-    /// capacity it held is returned.
-    Ignored,
-}
-
-impl Outcome {
-    /// Whether this is [`Outcome::Failure`].
-    #[inline]
-    pub const fn is_failure(self) -> bool {
-        matches!(self, Outcome::Failure)
-    }
-
-    /// Whether this is [`Outcome::Success`].
-    #[inline]
-    pub const fn is_success(self) -> bool {
-        matches!(self, Outcome::Success)
-    }
-}
+/// The verdict on one call: success, failure, or not counted. The core's type, so the
+/// circuit breaker records a classifier's verdict as it is.
+pub use buttress_core::breaker::Outcome;
 
 /// A policy that classifies the whole result of a call.
 pub trait Classify<T, E> {

@@ -102,12 +102,8 @@ where
             let outcome = match &result {
                 // A layer inside the breaker refused the call itself: a local decision
                 // that says nothing about the backend, so it is not counted.
-                Err(e) if is_local_refusal(&**e) => breaker::Outcome::Ignored,
-                _ => match this.classifier.classify(&result) {
-                    Outcome::Success => breaker::Outcome::Success,
-                    Outcome::Failure => breaker::Outcome::Failure,
-                    Outcome::Ignored => breaker::Outcome::Ignored,
-                },
+                Err(e) if is_local_refusal(&**e) => Outcome::Ignored,
+                _ => this.classifier.classify(&result),
             };
             let clock = *this.clock;
             #[cfg(feature = "metrics")]

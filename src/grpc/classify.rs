@@ -26,9 +26,10 @@ pub(crate) const ALL_CODES: [Code; 17] = [
     Code::Unauthenticated,
 ];
 
-/// The bit of `code` in a code set (codes are 0..=16).
+/// The bit of `code` in a code set (codes are 0..=16): the one encoding of the
+/// classifier's and the retry policy's code sets.
 #[inline]
-fn bit(code: Code) -> u32 {
+pub(super) fn bit(code: Code) -> u32 {
     1u32 << (i32::from(code) as u32 & 31)
 }
 
@@ -158,21 +159,9 @@ impl Default for GrpcClassifier {
 
 impl fmt::Debug for GrpcClassifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |mask: u32| {
-            ALL_CODES
-                .iter()
-                .copied()
-                .filter(move |&c| mask & bit(c) != 0)
-        };
-        struct Codes<I>(I);
-        impl<I: Iterator<Item = Code> + Clone> fmt::Debug for Codes<I> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_set().entries(self.0.clone()).finish()
-            }
-        }
         f.debug_struct("GrpcClassifier")
-            .field("failures", &Codes(list(self.failures)))
-            .field("ignored", &Codes(list(self.ignored)))
+            .field("failures", &Codes(self.failures))
+            .field("ignored", &Codes(self.ignored))
             .finish()
     }
 }

@@ -1,20 +1,18 @@
 //! The retry policy for gRPC clients: which status codes are retried, and when, after
 //! the server's pushback.
 
-use super::classify::response_code;
+use super::classify::{bit, response_code};
 use super::status::Pushback;
 use crate::error::{BoxError, as_rejection};
 use crate::retry::{Decision, DefaultPolicy, Policy};
 use std::fmt;
 use tonic::{Code, Status};
 
-/// The bit of `code` in a code set (codes are 0..=16; `OK` never has one).
+/// The bit of `code` in the policy's sets: the classifier's encoding, except that `OK`
+/// has none, the one place that makes `OK` never retried.
 #[inline]
-fn bit(code: Code) -> u32 {
-    match code {
-        Code::Ok => 0,
-        c => 1u32 << (i32::from(c) as u32 & 31),
-    }
+fn retry_bit(code: Code) -> u32 {
+    if code == Code::Ok { 0 } else { bit(code) }
 }
 
 /// Retries gRPC calls that failed with `UNAVAILABLE`, and with `RESOURCE_EXHAUSTED` when
@@ -93,7 +91,7 @@ impl GrpcRetryPolicy {
     /// Retries `UNAVAILABLE`, and `RESOURCE_EXHAUSTED` only with a pushback.
     pub const fn new() -> Self {
         GrpcRetryPolicy {
-            retried: 1 << Code::Unavailable as u32,
+            retried: 1 << Code::Unavailable as u32, // the bit of `classify::bit`
             with_pushback: 1 << Code::ResourceExhausted as u32,
         }
     }
@@ -105,29 +103,29 @@ impl GrpcRetryPolicy {
         I: IntoIterator<Item = Code>,
     {
         GrpcRetryPolicy {
-            retried: codes.into_iter().fold(0, |acc, c| acc | bit(c)),
+            retried: codes.into_iter().fold(0, |acc, c| acc | retry_bit(c)),
             with_pushback: 0,
         }
     }
 
     /// Retries `code` too, with or without pushback (`OK` is never retried).
     pub fn retry(mut self, code: Code) -> Self {
-        self.retried |= bit(code);
-        self.with_pushback &= !bit(code);
+        self.retried |= retry_bit(code);
+        self.with_pushback &= !retry_bit(code);
         self
     }
 
     /// Retries `code` only when the server sent a `grpc-retry-pushback-ms`.
     pub fn retry_with_pushback(mut self, code: Code) -> Self {
-        self.with_pushback |= bit(code);
-        self.retried &= !bit(code);
+        self.with_pushback |= retry_bit(code);
+        self.retried &= !retry_bit(code);
         self
     }
 
     /// Never retries `code`.
     pub fn no_retry(mut self, code: Code) -> Self {
-        self.retried &= !bit(code);
-        self.with_pushback &= !bit(code);
+        self.retried &= !retry_bit(code);
+        self.with_pushback &= !retry_bit(code);
         self
     }
 
@@ -135,7 +133,7 @@ impl GrpcRetryPolicy {
     /// `pushback`.
     #[inline]
     pub fn decide_code(&self, code: Code, pushback: Option<Pushback>) -> Decision {
-        let b = bit(code);
+        let b = retry_bit(code);
         let retried = self.retried & b != 0;
         if !retried && self.with_pushback & b == 0 {
             return Decision::Return;
@@ -172,7 +170,7 @@ impl GrpcRetryPolicy {
     /// `UNAVAILABLE`.
     pub fn decide_response<B>(&self, res: &http::Response<B>) -> Decision {
         match response_code(res) {
-            None | Some(Code::Ok) => Decision::Return,
+            None => Decision::Return,
             Some(code) => self.decide_code(code, Pushback::from_headers(res.headers())),
         }
     }

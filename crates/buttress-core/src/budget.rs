@@ -78,7 +78,7 @@
 
 use crate::clock::Nanos;
 use crate::config::ConfigError;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, Padded};
 use std::fmt;
 use std::time::Duration;
 
@@ -152,13 +152,8 @@ pub struct RetryBudget {
     /// the budget. Read by every cached deposit, written only when it moves forward, so
     /// it is read-mostly; on a cache line of its own, away from `outstanding` (written
     /// by withdrawals) and from the `Arc` counts of a budget behind an `Arc`.
-    cached_epoch: CacheLine<AtomicU64>,
+    cached_epoch: Padded<AtomicU64>,
 }
-
-/// Keeps a value on cache lines of its own (128 bytes: adjacent 64-byte lines are
-/// prefetched together).
-#[repr(align(128))]
-struct CacheLine<T>(T);
 
 /// A cached deposit reads the clock when the slot it adds to reaches a multiple of
 /// this many requests (then the cached epoch moves on if time has): about one clock
@@ -263,7 +258,7 @@ impl RetryBudgetBuilder {
             deposits: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             withdrawals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             outstanding: AtomicU64::new(0),
-            cached_epoch: CacheLine(AtomicU64::new(0)),
+            cached_epoch: Padded(AtomicU64::new(0)),
         })
     }
 }

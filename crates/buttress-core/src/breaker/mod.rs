@@ -69,22 +69,25 @@ pub use config::{BreakerConfig, BreakerConfigBuilder, WindowKind};
 pub use state::State;
 
 use crate::Nanos;
+use crate::sync::Padded;
 use crate::sync::{AtomicU64, Ordering};
 use state::{GEN_MASK, Word};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
-use window::{CountWindow, Counts, Padded, TimeWindow, Window};
+use window::{CountWindow, Counts, TimeWindow, Window};
 
-/// The verdict on one admitted call, as reported to [`Permit::record`].
+/// The verdict on one call, as reported to [`Permit::record`] (and given by the
+/// `buttress` crate's classifiers, which use this same type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The call succeeded.
     Success,
-    /// The call failed.
+    /// The call failed: it counts against the backend.
     Failure,
-    /// Not counted; a half-open probe slot is given back.
+    /// The call is not counted either way (a client error, a cancellation, a refusal
+    /// by a layer inside the breaker); a half-open probe slot it held is given back.
     Ignored,
 }
 

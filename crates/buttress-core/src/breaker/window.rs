@@ -11,23 +11,7 @@
 //! values clamped at zero, because a subtraction may land before the matching addition.
 
 use crate::Nanos;
-use crate::sync::{AtomicU64, Ordering::Relaxed};
-
-/// Keeps a value on cache lines of its own (128 bytes: two 64-byte lines, as adjacent
-/// lines are prefetched together), so that counters written on every call do not
-/// share a line with the read-mostly state word, and threads on other cores reading
-/// one do not miss on writes to the other.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    #[inline]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+use crate::sync::{AtomicU64, Ordering::Relaxed, Padded};
 
 /// What a window holds right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
