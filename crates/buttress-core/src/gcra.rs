@@ -163,6 +163,18 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+impl Refusal {
+    /// How long until the request would pass: its wait, or [`Nanos::MAX`] ("never") for
+    /// a request over the burst.
+    #[inline]
+    pub const fn retry_after(self) -> Nanos {
+        match self {
+            Refusal::Wait { retry_after } => retry_after,
+            Refusal::InsufficientCapacity { .. } => Nanos::MAX,
+        }
+    }
+}
+
 /// The pure decision: given the stored `tat`, `now` and `n` cells, the new TAT, or why not.
 ///
 /// `max_wait` turns a check into a reservation: the call is admitted (its cells
@@ -238,12 +250,7 @@ impl Gcra {
     /// Admits one call at `now`, or says how long until it would pass.
     #[inline]
     pub fn check(&self, now: Nanos) -> Result<(), Nanos> {
-        match update(&self.tat, &self.quota, now, 1, Nanos::ZERO) {
-            Ok(_) => Ok(()),
-            Err(Refusal::Wait { retry_after }) => Err(retry_after),
-            // n = 1 <= burst, always.
-            Err(Refusal::InsufficientCapacity { .. }) => Err(Nanos::MAX),
-        }
+        self.reserve(now, Nanos::ZERO).map(drop)
     }
 
     /// Admits `n` cells at once at `now`, or refuses; `n` over the burst is refused with
@@ -259,18 +266,14 @@ impl Gcra {
     /// it would have to wait longer than `max_wait`, and nothing was reserved.
     #[inline]
     pub fn reserve(&self, now: Nanos, max_wait: Nanos) -> Result<Nanos, Nanos> {
-        match update(&self.tat, &self.quota, now, 1, max_wait) {
-            Ok(wait) => Ok(wait),
-            Err(Refusal::Wait { retry_after }) => Err(retry_after),
-            Err(Refusal::InsufficientCapacity { .. }) => Err(Nanos::MAX),
-        }
+        update(&self.tat, &self.quota, now, 1, max_wait).map_err(Refusal::retry_after)
     }
 }
 
 /// The compare-and-swap loop around [`decide`] on one TAT word.
 ///
-/// Returns the wait on success. `Err(None)`-like retirement is handled by the keyed
-/// store, which calls [`update_live`] instead.
+/// Returns the wait on success. The keyed store, whose entries can be retired by a
+/// sweep, calls [`update_live`] instead.
 #[inline]
 pub(crate) fn update(
     tat: &AtomicU64,

@@ -144,11 +144,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
     /// Admits one call for `key` at `now`, or says how long until it would pass.
     #[inline]
     pub fn check(&self, key: K, now: Nanos) -> Result<(), Nanos> {
-        match self.run(key, now, 1, Nanos::ZERO) {
-            Ok(_) => Ok(()),
-            Err(Refusal::Wait { retry_after }) => Err(retry_after),
-            Err(Refusal::InsufficientCapacity { .. }) => Err(Nanos::MAX),
-        }
+        self.reserve(key, now, Nanos::ZERO).map(drop)
     }
 
     /// Admits `n` cells for `key` at once, as [`Gcra::check_n`](crate::gcra::Gcra::check_n).
@@ -160,11 +156,8 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
     /// Reserves one slot for `key`, as [`Gcra::reserve`](crate::gcra::Gcra::reserve).
     #[inline]
     pub fn reserve(&self, key: K, now: Nanos, max_wait: Nanos) -> Result<Nanos, Nanos> {
-        match self.run(key, now, 1, max_wait) {
-            Ok(wait) => Ok(wait),
-            Err(Refusal::Wait { retry_after }) => Err(retry_after),
-            Err(Refusal::InsufficientCapacity { .. }) => Err(Nanos::MAX),
-        }
+        self.run(key, now, 1, max_wait)
+            .map_err(Refusal::retry_after)
     }
 
     /// Removes every idle key (TAT at or before `now`); returns how many went.
