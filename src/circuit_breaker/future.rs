@@ -7,7 +7,7 @@ use crate::classify::{Classify, Outcome};
 use crate::clock::{Clock, TokioClock};
 use crate::error::{BoxError, RejectionKind};
 use crate::observe::BreakerObs;
-use buttress_core::breaker::{self, Permit};
+use buttress_core::breaker::Permit;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -126,13 +126,13 @@ where
 fn observe(
     breaker: Option<&Shared>,
     started_at: crate::clock::Nanos,
-    outcome: breaker::Outcome,
+    outcome: Outcome,
     clock: TokioClock,
 ) -> Option<crate::clock::Nanos> {
     let breaker = breaker?;
     let obs = breaker.extension();
     obs.outcome(outcome);
-    if breaker.times_calls() && outcome != breaker::Outcome::Ignored {
+    if breaker.times_calls() && outcome != Outcome::Ignored {
         let now = clock.now();
         obs.duration(now.saturating_sub(started_at).as_duration());
         return Some(now);

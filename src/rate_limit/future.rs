@@ -87,7 +87,24 @@ where
     type Output = Result<T, BoxError>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The admitted call is the whole of the fast path: small enough to inline.
+        if let StateProj::Called { fut } = self.as_mut().project().state.project() {
+            return fut.poll(cx).map_err(Into::into);
+        }
+        self.poll_slow(cx)
+    }
+}
+
+impl<F, S, Req, T, E> ResponseFuture<F, S, Req>
+where
+    F: Future<Output = Result<T, E>>,
+    S: Service<Req, Future = F, Response = T, Error = E>,
+    E: Into<BoxError>,
+{
+    /// A rejection, or a wait for a reserved slot: kept out of line.
+    #[inline(never)]
+    fn poll_slow(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, BoxError>> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {

@@ -66,6 +66,29 @@ where
     C: SleepClock,
 {
     match verdict {
+        // The admit path, inlined; the others are out of line so that it stays small.
+        Ok(wait) if wait.is_zero() => ResponseFuture::called(inner.call(req)),
+        _ => dispatch_slow(inner, req, verdict, now, clock, rejected, obs),
+    }
+}
+
+/// A wait for a reserved slot, or a rejection.
+#[cold]
+#[inline(never)]
+fn dispatch_slow<S, Req, C>(
+    inner: &mut S,
+    req: Req,
+    verdict: Result<Nanos, Nanos>,
+    now: Nanos,
+    clock: &C,
+    rejected: &AtomicU64,
+    obs: &RateLimitObs,
+) -> ResponseFuture<S::Future, S, Req>
+where
+    S: Service<Req> + Clone,
+    C: SleepClock,
+{
+    match verdict {
         Ok(wait) if wait.is_zero() => ResponseFuture::called(inner.call(req)),
         Ok(wait) => {
             // The slot is reserved: sleep exactly until it, then call the service that
