@@ -1,12 +1,12 @@
 //! The response future: records the outcome when the call completes.
 
 use super::error::CircuitOpen;
+use super::layer::Ext;
 #[cfg(feature = "metrics")]
 use super::layer::Shared;
 use crate::classify::{Classify, Outcome};
-use crate::clock::{Clock, TokioClock};
+use crate::clock::Clock;
 use crate::error::{BoxError, RejectionKind};
-use crate::observe::BreakerObs;
 use buttress_core::breaker::Permit;
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -25,7 +25,6 @@ pin_project! {
         #[pin]
         kind: Kind<F>,
         classifier: C,
-        clock: TokioClock,
     }
 }
 
@@ -33,7 +32,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         // The inner call, and its permit until the outcome is recorded.
-        Admitted { #[pin] fut: F, permit: Permit<BreakerObs> },
+        Admitted { #[pin] fut: F, permit: Permit<Ext> },
         // Rejected; `None` once returned.
         Rejected { err: Option<CircuitOpen> },
     }
@@ -41,25 +40,18 @@ pin_project! {
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(super) fn admitted(
-        inner: F,
-        permit: Permit<BreakerObs>,
-        classifier: C,
-        clock: TokioClock,
-    ) -> Self {
+    pub(super) fn admitted(inner: F, permit: Permit<Ext>, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted { fut: inner, permit },
             classifier,
-            clock,
         }
     }
 
     #[inline]
-    pub(super) fn rejected(err: CircuitOpen, classifier: C, clock: TokioClock) -> Self {
+    pub(super) fn rejected(err: CircuitOpen, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Rejected { err: Some(err) },
             classifier,
-            clock,
         }
     }
 }
@@ -105,14 +97,13 @@ where
                 Err(e) if is_local_refusal(&**e) => Outcome::Ignored,
                 _ => this.classifier.classify(&result),
             };
-            let clock = *this.clock;
             #[cfg(feature = "metrics")]
             {
-                let now = observe(permit.breaker(), permit.started_at(), outcome, clock);
-                permit.record_once(outcome, || now.unwrap_or_else(|| clock.now()));
+                let now = observe(permit.breaker(), permit.started_at(), outcome);
+                permit.record_once_with(outcome, |ext| now.unwrap_or_else(|| ext.clock.now()));
             }
             #[cfg(not(feature = "metrics"))]
-            permit.record_once(outcome, || clock.now());
+            permit.record_once_with(outcome, |ext| ext.clock.now());
         }
         Poll::Ready(result)
     }
@@ -127,10 +118,9 @@ fn observe(
     breaker: Option<&Shared>,
     started_at: crate::clock::Nanos,
     outcome: Outcome,
-    clock: TokioClock,
 ) -> Option<crate::clock::Nanos> {
     let breaker = breaker?;
-    let obs = breaker.extension();
+    let Ext { clock, obs } = breaker.extension();
     obs.outcome(outcome);
     if breaker.times_calls() && outcome != Outcome::Ignored {
         let now = clock.now();

@@ -10,12 +10,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerHandle {
     breaker: Arc<Shared>,
-    clock: TokioClock,
 }
 
 impl CircuitBreakerHandle {
-    pub(super) fn new(breaker: Arc<Shared>, clock: TokioClock) -> Self {
-        CircuitBreakerHandle { breaker, clock }
+    pub(super) fn new(breaker: Arc<Shared>) -> Self {
+        CircuitBreakerHandle { breaker }
     }
 
     /// The breaker's name, if it was given one.
@@ -30,28 +29,28 @@ impl CircuitBreakerHandle {
 
     /// A snapshot of the state, the window's counts and rates, and the rejections.
     pub fn metrics(&self) -> Metrics {
-        self.breaker.metrics(self.clock.now())
+        self.breaker.metrics(self.clock().now())
     }
 
     /// Rejects every call until [`reset`](Self::reset) or [`disable`](Self::disable).
     pub fn force_open(&self) {
-        self.breaker.force_open(self.clock.now())
+        self.breaker.force_open(self.clock().now())
     }
 
     /// Lets every call through and records nothing until [`reset`](Self::reset) or
     /// [`force_open`](Self::force_open).
     pub fn disable(&self) {
-        self.breaker.disable(self.clock.now())
+        self.breaker.disable(self.clock().now())
     }
 
     /// Closes the breaker with an empty window, from any state.
     pub fn reset(&self) {
-        self.breaker.reset(self.clock.now())
+        self.breaker.reset(self.clock().now())
     }
 
     /// The clock the breaker's times are on (to turn a transition's `at` into an
     /// instant with [`TokioClock::instant_at`]).
     pub fn clock(&self) -> TokioClock {
-        self.clock
+        self.breaker.extension().clock
     }
 }

@@ -21,7 +21,6 @@ use tower_layer::Layer;
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = DefaultClassifier> {
     pub(super) breaker: Arc<Shared>,
-    pub(super) clock: TokioClock,
     pub(super) classifier: C,
 }
 
@@ -44,15 +43,24 @@ impl CircuitBreakerLayer {
     pub fn new(config: BreakerConfig) -> Self {
         CircuitBreakerLayer {
             breaker: assemble(Breaker::new(config), None, None),
-            clock: TokioClock::new(),
             classifier: DefaultClassifier,
         }
     }
 }
 
-/// The breaker as the layer shares it: carrying its instruments (zero-sized without
-/// the `metrics` and `tracing` features), reachable from every permit.
-pub(super) type Shared = Breaker<BreakerObs>;
+/// The breaker as the layer shares it: carrying its clock and its instruments, both
+/// reachable from every permit, so that neither the services nor their futures carry
+/// a copy.
+pub(super) type Shared = Breaker<Ext>;
+
+/// What the layer keeps in the core breaker's extension slot.
+#[derive(Debug)]
+pub(super) struct Ext {
+    /// The layer's clock: tokio's time since the layer was built.
+    pub(super) clock: TokioClock,
+    /// The instruments (zero-sized without the `metrics` and `tracing` features).
+    pub(super) obs: BreakerObs,
+}
 
 /// The shared breaker: named, with its instruments, and with a listener that records
 /// each transition to them (with `metrics` or `tracing`) before `user`'s runs.
@@ -68,7 +76,10 @@ fn assemble(mut breaker: Breaker, name: Option<Arc<str>>, user: Option<Listener>
     if let Some(listener) = listener {
         breaker = breaker.with_listener(listener);
     }
-    Arc::new(breaker.with_extension(obs))
+    Arc::new(breaker.with_extension(Ext {
+        clock: TokioClock::new(),
+        obs,
+    }))
 }
 
 /// With the `metrics` or `tracing` feature, every transition is recorded to the
@@ -99,14 +110,13 @@ impl<C> CircuitBreakerLayer<C> {
     pub fn with_classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
-            clock: self.clock,
             classifier,
         }
     }
 
     /// Takes `name` for metrics and tracing unless named already.
     pub(crate) fn adopt_name(&self, name: &Arc<str>) {
-        let obs = self.breaker.extension();
+        let obs = &self.breaker.extension().obs;
         if obs.adopt(name) {
             obs.show_state(self.breaker.state());
         }
@@ -114,7 +124,7 @@ impl<C> CircuitBreakerLayer<C> {
 
     /// A handle to read the breaker's state and metrics and to control it by hand.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(Arc::clone(&self.breaker), self.clock)
+        CircuitBreakerHandle::new(Arc::clone(&self.breaker))
     }
 }
 
@@ -122,16 +132,11 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let obs = self.breaker.extension();
+        let obs = &self.breaker.extension().obs;
         if obs.ensure() {
             obs.show_state(self.breaker.state());
         }
-        CircuitBreaker::new(
-            inner,
-            Arc::clone(&self.breaker),
-            self.clock,
-            self.classifier.clone(),
-        )
+        CircuitBreaker::new(inner, Arc::clone(&self.breaker), self.classifier.clone())
     }
 }
 
@@ -215,7 +220,6 @@ impl CircuitBreakerBuilder {
         let breaker = Breaker::new(self.config.build()?);
         Ok(CircuitBreakerLayer {
             breaker: assemble(breaker, self.name, self.listener),
-            clock: TokioClock::new(),
             classifier: DefaultClassifier,
         })
     }

@@ -4,7 +4,7 @@
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use super::layer::Shared;
-use crate::clock::{Clock, Nanos, TokioClock};
+use crate::clock::{Clock, Nanos};
 use crate::error::BoxError;
 use buttress_core::breaker::{Peek, Rejected};
 use std::fmt;
@@ -18,8 +18,11 @@ use tower_service::Service;
 enum Readiness {
     /// Not polled since the last call.
     Unknown,
-    /// The inner service is ready. `seen`: the time read to decide, if one was read.
-    Inner { seen: Option<Nanos> },
+    /// The inner service is ready, and no time was read to decide (the common case:
+    /// closed). A tag alone, so that `call` reads back one byte.
+    Inner,
+    /// The inner service is ready; the time read to decide (a half-open probe).
+    InnerAt(Nanos),
     /// The breaker rejects, with nothing to change: `call` confirms the verdict with
     /// one load (or asks `acquire` if the breaker has moved on). The inner service was
     /// not polled.
@@ -37,7 +40,6 @@ enum Readiness {
 pub struct CircuitBreaker<S, C = crate::classify::DefaultClassifier> {
     inner: S,
     breaker: Arc<Shared>,
-    clock: TokioClock,
     classifier: C,
     readiness: Readiness,
 }
@@ -47,7 +49,6 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
         CircuitBreaker {
             inner: self.inner.clone(),
             breaker: Arc::clone(&self.breaker),
-            clock: self.clock,
             classifier: self.classifier.clone(),
             // A clone has not been polled.
             readiness: Readiness::Unknown,
@@ -65,11 +66,10 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
 }
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(super) fn new(inner: S, breaker: Arc<Shared>, clock: TokioClock, classifier: C) -> Self {
+    pub(super) fn new(inner: S, breaker: Arc<Shared>, classifier: C) -> Self {
         CircuitBreaker {
             inner,
             breaker,
-            clock,
             classifier,
             readiness: Readiness::Unknown,
         }
@@ -81,12 +81,17 @@ impl<S, C> CircuitBreaker<S, C> {
     where
         C: Clone,
     {
-        self.breaker.extension().rejected(retry_after);
-        ResponseFuture::rejected(
-            CircuitOpen::new(retry_after),
-            self.classifier.clone(),
-            self.clock,
-        )
+        self.breaker.extension().obs.rejected(retry_after);
+        ResponseFuture::rejected(CircuitOpen::new(retry_after), self.classifier.clone())
+    }
+
+    /// [`rejected`](Self::rejected), out of line: for the admit path's rare refusal.
+    #[cold]
+    fn rejected_cold<F>(&self, retry_after: Option<Duration>) -> ResponseFuture<F, C>
+    where
+        C: Clone,
+    {
+        self.rejected(retry_after)
     }
 
     /// The inner service.
@@ -117,7 +122,48 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let clock = self.clock;
+        // The fast path, inlined: closed, so the inner service's readiness is the
+        // answer and no time is read.
+        if !self.breaker.is_closed() {
+            return self.poll_ready_slow(cx);
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.readiness = Readiness::Inner;
+                Poll::Ready(Ok(()))
+            }
+            other => self.inner_not_ready(other),
+        }
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        // The fast path: made ready without reading the clock (closed).
+        if let Readiness::Inner = self.readiness {
+            self.readiness = Readiness::Unknown;
+            let clock = &self.breaker.extension().clock;
+            return match self.breaker.acquire(|| clock.now()) {
+                Ok(permit) => {
+                    ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
+                }
+                // The breaker moved on since `poll_ready` (a race with a transition).
+                Err(rejected) => self.rejected_cold(rejected.retry_after()),
+            };
+        }
+        self.call_slow(req)
+    }
+}
+
+impl<S, C> CircuitBreaker<S, C> {
+    /// `poll_ready` when the breaker is not closed: it may reject, or admit a probe
+    /// decided at a time read here.
+    #[inline(never)]
+    fn poll_ready_slow<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError>,
+    {
+        let clock = &self.breaker.extension().clock;
         let mut seen = None;
         // One load of the state word; the clock only when the state needs it (open,
         // or every probe slot taken).
@@ -137,24 +183,37 @@ where
         }
         match self.inner.poll_ready(cx) {
             Poll::Ready(Ok(())) => {
-                self.readiness = Readiness::Inner { seen };
+                self.readiness = match seen {
+                    None => Readiness::Inner,
+                    Some(t) => Readiness::InnerAt(t),
+                };
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => {
-                self.readiness = Readiness::Unknown;
-                Poll::Ready(Err(e.into()))
-            }
-            Poll::Pending => {
-                self.readiness = Readiness::Unknown;
-                Poll::Pending
-            }
+            other => self.inner_not_ready(other),
         }
     }
 
+    /// The inner service is not ready, or failed.
     #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
+    fn inner_not_ready<E: Into<BoxError>>(
+        &mut self,
+        polled: Poll<Result<(), E>>,
+    ) -> Poll<Result<(), BoxError>> {
+        self.readiness = Readiness::Unknown;
+        polled.map_err(Into::into)
+    }
+
+    /// Every other case: a probe decided on a time read by `poll_ready`, a rejection
+    /// found by `poll_ready`, or a call without `poll_ready`.
+    #[inline]
+    fn call_slow<Req>(&mut self, req: Req) -> ResponseFuture<S::Future, C>
+    where
+        S: Service<Req>,
+        C: Clone,
+    {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
-            Readiness::Inner { seen } => (true, seen),
+            Readiness::Inner => (true, None),
+            Readiness::InnerAt(t) => (true, Some(t)),
             Readiness::Rejected { peeked, seen } => match self.breaker.reject_peeked(peeked) {
                 // Still the generation poll_ready saw: its verdict stands.
                 Some(rejected) => return self.rejected(rejected.retry_after()),
@@ -164,7 +223,7 @@ where
             // Called without poll_ready: the inner service enforces its own contract.
             Readiness::Unknown => (true, None),
         };
-        let clock = self.clock;
+        let clock = &self.breaker.extension().clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.
         match self.breaker.acquire(|| seen.unwrap_or_else(|| clock.now())) {
             Err(rejected) => self.rejected(rejected.retry_after()),
@@ -175,12 +234,9 @@ where
                 drop(permit);
                 self.rejected(Some(Duration::ZERO))
             }
-            Ok(permit) => ResponseFuture::admitted(
-                self.inner.call(req),
-                permit,
-                self.classifier.clone(),
-                clock,
-            ),
+            Ok(permit) => {
+                ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
+            }
         }
     }
 }

@@ -327,6 +327,13 @@ impl<X> Breaker<X> {
         self.load().state()
     }
 
+    /// Whether the breaker is closed: one load, for a caller's fast path (a closed
+    /// breaker admits every call, without reading the clock).
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.load().is_closed()
+    }
+
     #[inline]
     fn load(&self) -> Word {
         // Acquire: see the module docs (pairs with the AcqRel CAS of each transition).
@@ -380,6 +387,9 @@ impl<X> Breaker<X> {
     /// The pure part of acquire: what to do in state `cur` at time `now` (read lazily).
     #[inline]
     fn decide_acquire<F: FnOnce() -> Nanos>(&self, cur: Word, now: &mut LazyNow<F>) -> Step {
+        if cur.is_closed() {
+            return Step::Admit;
+        }
         match cur.state() {
             State::Closed | State::Disabled => Step::Admit,
             State::ForcedOpen => Step::Reject(None),
@@ -572,23 +582,21 @@ impl<X> Breaker<X> {
             Some(limit) => now.get().saturating_sub(p.started_at) >= limit,
             None => false,
         };
-        match cur.state() {
-            State::Closed => {
-                let at = if self.window.needs_time() {
-                    now.get()
-                } else {
-                    Nanos::ZERO
-                };
-                if let Some(counts) = self.window.record(failed, slow, at) {
-                    if self.trips(counts) {
-                        self.trip(p.generation(), &mut now);
-                    }
+        if cur.is_closed() {
+            let at = if self.window.needs_time() {
+                now.get()
+            } else {
+                Nanos::ZERO
+            };
+            if let Some(counts) = self.window.record(failed, slow, at) {
+                if self.trips(counts) {
+                    self.trip(p.generation(), &mut now);
                 }
             }
-            State::HalfOpen => self.record_probe(p.generation(), failed, slow, &mut now),
-            // Disabled counts nothing; Open and ForcedOpen never issue permits.
-            _ => {}
+        } else if cur.state() == State::HalfOpen {
+            self.record_probe(p.generation(), failed, slow, &mut now);
         }
+        // Disabled counts nothing; Open and ForcedOpen never issue permits.
     }
 
     #[cold]
@@ -802,6 +810,18 @@ impl<X> Permit<X> {
         // processor cannot forward from its store buffer (a stall of several ns).
         if let Some(held) = &self.held {
             held.breaker.record(held, outcome, now);
+            self.held = None;
+        }
+    }
+
+    /// Like [`record_once`](Self::record_once), with `now` given the breaker's
+    /// [`extension`](Breaker::extension) (where a layer may keep its clock).
+    #[inline]
+    pub fn record_once_with(&mut self, outcome: Outcome, now: impl FnOnce(&X) -> Nanos) {
+        // In place, as in `record_once`.
+        if let Some(held) = &self.held {
+            let breaker = &*held.breaker;
+            breaker.record(held, outcome, || now(breaker.extension()));
             self.held = None;
         }
     }

@@ -100,6 +100,12 @@ impl Word {
     /// Closed, generation 0.
     pub(crate) const INITIAL: Word = Word(0);
 
+    /// Whether the state is `Closed`: one mask and compare, for the hot paths.
+    #[inline]
+    pub(crate) const fn is_closed(self) -> bool {
+        self.0 & TAG_MASK == 0
+    }
+
     #[inline]
     pub(crate) const fn state(self) -> State {
         State::from_tag(self.0 & TAG_MASK)
