@@ -42,8 +42,10 @@ pin_project! {
     enum State<F> {
         // An attempt is in flight.
         Calling { #[pin] fut: F },
-        // Waiting before the next attempt.
-        Waiting { #[pin] sleep: Sleep },
+        // Waiting before the next attempt. Boxed: a timer is over a hundred bytes,
+        // and every call's future would carry (and move) that room; only a call that
+        // retries allocates it.
+        Waiting { sleep: Pin<Box<Sleep>> },
         // Waiting for the inner service to be ready for the next attempt.
         Readying,
     }
@@ -264,7 +266,7 @@ where
             Step::BudgetRefused => Some(this.attempts.finish(result, true)),
             Step::Wait(delay) => {
                 this.state.set(State::Waiting {
-                    sleep: tokio::time::sleep(delay),
+                    sleep: Box::pin(tokio::time::sleep(delay)),
                 });
                 None
             }
@@ -292,7 +294,7 @@ where
                     }
                 }
                 StateProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
