@@ -737,3 +737,44 @@ async fn inner_buttress_refusals_are_ignored_but_timeouts_count() {
         "timeouts are the backend's failures"
     );
 }
+
+/// Calls from many threads, each through its own clone (and so, past the first few
+/// threads, through different reference-count handles), count in one window: the
+/// breaker trips at exactly the threshold summed over all of them.
+#[test]
+fn outcomes_from_many_threads_count_in_one_window() {
+    let layer = CircuitBreakerLayer::builder()
+        .count_window(20)
+        .minimum_calls(20)
+        .failure_rate_threshold(50.0)
+        .build()
+        .expect("valid config");
+    let svc = layer.layer(Backend::default());
+    let send_from_a_new_thread = |req: Req, n: usize| {
+        let mut svc = svc.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                for _ in 0..n {
+                    let _ = send(&mut svc, req).await;
+                }
+            });
+        })
+        .join()
+        .expect("thread");
+    };
+    // 10 successes and 9 failures from 19 threads: 19 calls, under the minimum.
+    for _ in 0..10 {
+        send_from_a_new_thread(Req::Ok, 1);
+    }
+    for _ in 0..9 {
+        send_from_a_new_thread(Req::Fail, 1);
+    }
+    assert_eq!(layer.handle().state(), State::Closed);
+    assert_eq!(layer.handle().metrics().calls, 19);
+    // The 20th outcome, a failure from yet another thread: 10 of 20, 50%.
+    send_from_a_new_thread(Req::Fail, 1);
+    assert_eq!(layer.handle().state(), State::Open);
+}

@@ -1,9 +1,9 @@
 //! The response future: records the outcome when the call completes.
 
 use super::error::CircuitOpen;
-use super::layer::Ext;
 #[cfg(feature = "metrics")]
 use super::layer::Shared;
+use super::layer::{Ext, ShardRef};
 use crate::classify::{Classify, Outcome};
 use crate::clock::Clock;
 use crate::error::{BoxError, RejectionKind};
@@ -32,7 +32,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         // The inner call, and its permit until the outcome is recorded.
-        Admitted { #[pin] fut: F, permit: Permit<Ext> },
+        Admitted { #[pin] fut: F, permit: Permit<Ext, ShardRef> },
         // Rejected; `None` once returned.
         Rejected { err: Option<CircuitOpen> },
     }
@@ -40,7 +40,7 @@ pin_project! {
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(super) fn admitted(inner: F, permit: Permit<Ext>, classifier: C) -> Self {
+    pub(super) fn admitted(inner: F, permit: Permit<Ext, ShardRef>, classifier: C) -> Self {
         ResponseFuture {
             kind: Kind::Admitted { fut: inner, permit },
             classifier,

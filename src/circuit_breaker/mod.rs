@@ -14,7 +14,10 @@
 //!
 //! The hot path takes no lock and allocates nothing: the state is one atomic word in
 //! [`buttress_core::breaker`], and a closed breaker with a count window and no slow-call
-//! tracking does not even read the clock. While the breaker is rejecting, `poll_ready`
+//! tracking does not even read the clock. An admitted call's only writes to shared
+//! memory are the reference count its permit takes and gives back, and that count is
+//! one of several handles picked by the calling thread, so threads calling at once do
+//! not contend for one cache line. While the breaker is rejecting, `poll_ready`
 //! answers at once without polling the inner service, so a hung backend cannot block
 //! callers; a cancelled or panicking call counts nothing and frees its probe slot.
 //!

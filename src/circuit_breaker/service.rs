@@ -3,7 +3,7 @@
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
-use super::layer::Shared;
+use super::layer::Shards;
 use crate::clock::{Clock, Nanos};
 use crate::error::BoxError;
 use buttress_core::breaker::{Peek, Rejected};
@@ -39,7 +39,7 @@ enum Readiness {
 /// [`CircuitBreakerLayer`](super::CircuitBreakerLayer).
 pub struct CircuitBreaker<S, C = crate::classify::DefaultClassifier> {
     inner: S,
-    breaker: Arc<Shared>,
+    shards: Arc<Shards>,
     classifier: C,
     readiness: Readiness,
 }
@@ -48,7 +48,7 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
     fn clone(&self) -> Self {
         CircuitBreaker {
             inner: self.inner.clone(),
-            breaker: Arc::clone(&self.breaker),
+            shards: Arc::clone(&self.shards),
             classifier: self.classifier.clone(),
             // A clone has not been polled.
             readiness: Readiness::Unknown,
@@ -60,16 +60,16 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("breaker", &self.breaker)
+            .field("breaker", self.shards.breaker())
             .finish_non_exhaustive()
     }
 }
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(super) fn new(inner: S, breaker: Arc<Shared>, classifier: C) -> Self {
+    pub(super) fn new(inner: S, shards: Arc<Shards>, classifier: C) -> Self {
         CircuitBreaker {
             inner,
-            breaker,
+            shards,
             classifier,
             readiness: Readiness::Unknown,
         }
@@ -81,7 +81,7 @@ impl<S, C> CircuitBreaker<S, C> {
     where
         C: Clone,
     {
-        self.breaker.extension().obs.rejected(retry_after);
+        self.shards.breaker().extension().obs.rejected(retry_after);
         ResponseFuture::rejected(CircuitOpen::new(retry_after), self.classifier.clone())
     }
 
@@ -124,7 +124,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The fast path, inlined: closed, so the inner service's readiness is the
         // answer and no time is read.
-        if !self.breaker.is_closed() {
+        if !self.shards.breaker().is_closed() {
             return self.poll_ready_slow(cx);
         }
         match self.inner.poll_ready(cx) {
@@ -141,8 +141,12 @@ where
         // The fast path: made ready without reading the clock (closed).
         if let Readiness::Inner = self.readiness {
             self.readiness = Readiness::Unknown;
-            let clock = &self.breaker.extension().clock;
-            return match self.breaker.acquire(|| clock.now()) {
+            let clock = &self.shards.breaker().extension().clock;
+            return match self
+                .shards
+                .breaker()
+                .acquire_via(self.shards.mine(), || clock.now())
+            {
                 Ok(permit) => {
                     ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
                 }
@@ -163,11 +167,11 @@ impl<S, C> CircuitBreaker<S, C> {
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
-        let clock = &self.breaker.extension().clock;
+        let clock = &self.shards.breaker().extension().clock;
         let mut seen = None;
         // One load of the state word; the clock only when the state needs it (open,
         // or every probe slot taken).
-        let peek = self.breaker.peek(|| {
+        let peek = self.shards.breaker().peek(|| {
             let t = clock.now();
             seen = Some(t);
             t
@@ -214,18 +218,24 @@ impl<S, C> CircuitBreaker<S, C> {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
             Readiness::Inner => (true, None),
             Readiness::InnerAt(t) => (true, Some(t)),
-            Readiness::Rejected { peeked, seen } => match self.breaker.reject_peeked(peeked) {
-                // Still the generation poll_ready saw: its verdict stands.
-                Some(rejected) => return self.rejected(rejected.retry_after()),
-                None => (false, seen),
-            },
+            Readiness::Rejected { peeked, seen } => {
+                match self.shards.breaker().reject_peeked(peeked) {
+                    // Still the generation poll_ready saw: its verdict stands.
+                    Some(rejected) => return self.rejected(rejected.retry_after()),
+                    None => (false, seen),
+                }
+            }
             Readiness::Rejecting { seen } => (false, seen),
             // Called without poll_ready: the inner service enforces its own contract.
             Readiness::Unknown => (true, None),
         };
-        let clock = &self.breaker.extension().clock;
+        let clock = &self.shards.breaker().extension().clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.
-        match self.breaker.acquire(|| seen.unwrap_or_else(|| clock.now())) {
+        match self
+            .shards
+            .breaker()
+            .acquire_via(self.shards.mine(), || seen.unwrap_or_else(|| clock.now()))
+        {
             Err(rejected) => self.rejected(rejected.retry_after()),
             Ok(permit) if !inner_ready => {
                 // The breaker was rejecting at poll_ready and was reset since: the inner

@@ -344,24 +344,46 @@ impl<X> Breaker<X> {
     /// or when the breaker is open or has every probe slot taken.
     #[inline]
     pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit<X>, Rejected> {
+        self.acquire_via(self, now)
+    }
+
+    /// [`acquire`](Self::acquire), with the permit holding a clone of `owner` to reach
+    /// the breaker: a caller's own [`BreakerRef`] to this breaker, such as one of
+    /// several handles that spread the reference counts of many threads over many
+    /// cache lines. The decision reads `self`; the permit clones `owner`.
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, if `owner` does not lead to this breaker.
+    #[inline]
+    pub fn acquire_via<R, F>(&self, owner: &R, now: F) -> Result<Permit<X, R>, Rejected>
+    where
+        R: BreakerRef<Ext = X>,
+        F: FnOnce() -> Nanos,
+    {
+        debug_assert!(
+            std::ptr::eq(owner.breaker(), self),
+            "a handle to another breaker"
+        );
+        let this = self;
         let mut now = LazyNow::new(now);
-        let started_at = if self.times_calls() {
+        let started_at = if this.times_calls() {
             now.get()
         } else {
             Nanos::ZERO
         };
-        let mut cur = self.load();
+        let mut cur = this.load();
         loop {
-            let next = match self.decide_acquire(cur, &mut now) {
-                Step::Admit => return Ok(self.permit(cur.generation(), started_at, false)),
+            let next = match this.decide_acquire(cur, &mut now) {
+                Step::Admit => return Ok(permit(owner, cur.generation(), started_at, false)),
                 Step::Reject(retry_after) => {
-                    return Err(self.reject(retry_after, cur.generation()));
+                    return Err(this.reject(retry_after, cur.generation()));
                 }
                 Step::Move { next, .. } => next,
             };
             // AcqRel: success publishes the new state (Release) after having read the
             // one it replaces (Acquire); failure re-reads with Acquire like `load`.
-            match self.state.compare_exchange_weak(
+            match this.state.compare_exchange_weak(
                 cur.0,
                 next.0,
                 Ordering::AcqRel,
@@ -369,12 +391,12 @@ impl<X> Breaker<X> {
             ) {
                 Ok(_) => {
                     if next.generation() != cur.generation() {
-                        self.after_transition(cur, next, now.get());
+                        this.after_transition(cur, next, now.get());
                     }
                     return match next.state() {
-                        State::HalfOpen => Ok(self.permit(next.generation(), started_at, true)),
-                        _ => Err(self.reject(
-                            self.deadline_of(next).map(|d| d - now.get()),
+                        State::HalfOpen => Ok(permit(owner, next.generation(), started_at, true)),
+                        _ => Err(this.reject(
+                            this.deadline_of(next).map(|d| d - now.get()),
                             next.generation(),
                         )),
                     };
@@ -466,17 +488,6 @@ impl<X> Breaker<X> {
     }
 
     #[inline]
-    fn permit(self: &Arc<Self>, generation: u32, started_at: Nanos, probe: bool) -> Permit<X> {
-        Permit {
-            held: Some(Held {
-                breaker: Arc::clone(self),
-                started_at,
-                meta: generation as u64 | if probe { PROBE } else { 0 },
-            }),
-        }
-    }
-
-    #[inline]
     fn reject(&self, retry_after: Option<Nanos>, generation: u32) -> Rejected {
         // Relaxed: a statistic, read only for metrics.
         self.not_permitted.fetch_add(1, Ordering::Relaxed);
@@ -564,7 +575,7 @@ impl<X> Breaker<X> {
     }
 
     #[inline]
-    fn record(&self, p: &Held<X>, outcome: Outcome, now: impl FnOnce() -> Nanos) {
+    fn record<R>(&self, p: &Held<R>, outcome: Outcome, now: impl FnOnce() -> Nanos) {
         let mut now = LazyNow::new(now);
         let cur = self.load();
         if cur.generation() != p.generation() {
@@ -751,17 +762,55 @@ impl<X> Breaker<X> {
     }
 }
 
-/// Leave to make one call, from [`Breaker::acquire`]. Report its outcome with
-/// [`record`](Permit::record); dropping it unreported counts nothing and gives back the
-/// half-open probe slot it may hold.
-pub struct Permit<X = ()> {
-    /// `None` once reported. (An `Option` rather than a flag: taking it is one
-    /// whole-word store, which keeps moves of the permit cheap.)
-    held: Option<Held<X>>,
+/// How a [`Permit`] holds on to its breaker: an `Arc<Breaker<X>>` by default
+/// ([`Breaker::acquire`]), or a caller's own shared handle to one
+/// ([`Breaker::acquire_via`]). A permit clones it once when issued and drops it once.
+pub trait BreakerRef: Clone {
+    /// The breaker's extension type.
+    type Ext;
+
+    /// The breaker.
+    fn breaker(&self) -> &Breaker<Self::Ext>;
 }
 
-struct Held<X> {
-    breaker: Arc<Breaker<X>>,
+impl<X> BreakerRef for Arc<Breaker<X>> {
+    type Ext = X;
+
+    #[inline]
+    fn breaker(&self) -> &Breaker<X> {
+        self
+    }
+}
+
+/// The permit of an admitted call, reaching its breaker through `owner`.
+#[inline]
+fn permit<R: BreakerRef>(
+    owner: &R,
+    generation: u32,
+    started_at: Nanos,
+    probe: bool,
+) -> Permit<R::Ext, R> {
+    Permit {
+        held: Some(Held {
+            owner: owner.clone(),
+            started_at,
+            meta: generation as u64 | if probe { PROBE } else { 0 },
+        }),
+    }
+}
+
+/// Leave to make one call, from [`Breaker::acquire`] (or
+/// [`acquire_via`](Breaker::acquire_via), holding `R`). Report its outcome with
+/// [`record`](Permit::record); dropping it unreported counts nothing and gives back the
+/// half-open probe slot it may hold.
+pub struct Permit<X = (), R: BreakerRef<Ext = X> = Arc<Breaker<X>>> {
+    /// `None` once reported. (An `Option` rather than a flag: taking it is one
+    /// whole-word store, which keeps moves of the permit cheap.)
+    held: Option<Held<R>>,
+}
+
+struct Held<R> {
+    owner: R,
     started_at: Nanos,
     /// The generation in bits 0..24, and [`PROBE`].
     meta: u64,
@@ -770,7 +819,7 @@ struct Held<X> {
 /// The permit holds a half-open probe slot.
 const PROBE: u64 = 1 << 32;
 
-impl<X> Held<X> {
+impl<R> Held<R> {
     #[inline]
     fn generation(&self) -> u32 {
         self.meta as u32 & GEN_MASK
@@ -782,7 +831,7 @@ impl<X> Held<X> {
     }
 }
 
-impl<X> fmt::Debug for Permit<X> {
+impl<X, R: BreakerRef<Ext = X>> fmt::Debug for Permit<X, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("generation", &self.generation())
@@ -792,7 +841,7 @@ impl<X> fmt::Debug for Permit<X> {
     }
 }
 
-impl<X> Permit<X> {
+impl<X, R: BreakerRef<Ext = X>> Permit<X, R> {
     /// Reports the call's outcome. `now` is called at most once: when slow calls are
     /// tracked, with a time window, or when the outcome causes a transition.
     #[inline]
@@ -809,7 +858,7 @@ impl<X> Permit<X> {
         // would load what the caller has just stored field by field, which the
         // processor cannot forward from its store buffer (a stall of several ns).
         if let Some(held) = &self.held {
-            held.breaker.record(held, outcome, now);
+            held.owner.breaker().record(held, outcome, now);
             self.held = None;
         }
     }
@@ -820,7 +869,7 @@ impl<X> Permit<X> {
     pub fn record_once_with(&mut self, outcome: Outcome, now: impl FnOnce(&X) -> Nanos) {
         // In place, as in `record_once`.
         if let Some(held) = &self.held {
-            let breaker = &*held.breaker;
+            let breaker = held.owner.breaker();
             breaker.record(held, outcome, || now(breaker.extension()));
             self.held = None;
         }
@@ -836,7 +885,7 @@ impl<X> Permit<X> {
     /// until the outcome is reported.
     #[inline]
     pub fn breaker(&self) -> Option<&Breaker<X>> {
-        self.held.as_ref().map(|h| &*h.breaker)
+        self.held.as_ref().map(|h| h.owner.breaker())
     }
 
     /// The generation the permit was issued in.
@@ -855,12 +904,12 @@ impl<X> Permit<X> {
     }
 }
 
-impl<X> Drop for Permit<X> {
+impl<X, R: BreakerRef<Ext = X>> Drop for Permit<X, R> {
     #[inline]
     fn drop(&mut self) {
         if let Some(held) = &self.held {
             if held.is_probe() {
-                held.breaker.release_probe(held.generation());
+                held.owner.breaker().release_probe(held.generation());
             }
         }
     }
@@ -901,6 +950,54 @@ mod tests {
         assert!(waits.len() > 16, "seeds spread the waits: {waits:?}");
         let (_, r) = tripped(0.0, 7);
         assert_eq!(r.retry_after(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn a_permit_through_another_handle_reports_to_the_same_breaker() {
+        // A handle of the caller's own: an `Arc` of its own around an `Arc` of the
+        // breaker.
+        struct Inner(Arc<Breaker>);
+        #[derive(Clone)]
+        struct Handle(Arc<Inner>);
+        impl BreakerRef for Handle {
+            type Ext = ();
+            fn breaker(&self) -> &Breaker {
+                &self.0.0
+            }
+        }
+        let config = BreakerConfig::builder()
+            .count_window(2)
+            .minimum_calls(2)
+            .build()
+            .expect("valid config");
+        let breaker = Arc::new(Breaker::new(config));
+        let handle = Handle(Arc::new(Inner(Arc::clone(&breaker))));
+        for _ in 0..2 {
+            let permit = breaker
+                .acquire_via(&handle, || Nanos::ZERO)
+                .expect("closed");
+            assert_eq!(
+                Arc::strong_count(&handle.0),
+                2,
+                "the permit holds the handle"
+            );
+            permit.record(Outcome::Failure, || Nanos::ZERO);
+            assert_eq!(Arc::strong_count(&handle.0), 1, "and lets it go");
+        }
+        assert_eq!(breaker.state(), State::Open);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "a handle to another breaker")]
+    fn a_handle_to_another_breaker_is_refused() {
+        let one = Arc::new(Breaker::new(
+            BreakerConfig::builder().build().expect("valid"),
+        ));
+        let other = Arc::new(Breaker::new(
+            BreakerConfig::builder().build().expect("valid"),
+        ));
+        let _ = one.acquire_via(&other, || Nanos::ZERO);
     }
 
     #[test]
