@@ -44,7 +44,15 @@ where
     S::Error: std::fmt::Debug,
 {
     for i in 0..n {
-        if let Err(e) = call(svc, req(i)).await {
+        let result = call(svc, req(i)).await;
+        if row.refuses {
+            assert!(
+                result.is_err(),
+                "row {}/{} admitted a call",
+                row.workload.group(),
+                row.id
+            );
+        } else if let Err(e) = result {
             panic!(
                 "row {}/{} refused a call: {e:?}",
                 row.workload.group(),

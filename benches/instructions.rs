@@ -59,8 +59,10 @@ impl Visit for Run<'_> {
         let mut calls = |n: u64| {
             rt.block_on(async {
                 for i in 0..n {
-                    if let Err(e) = black_box(call(&mut svc, req(black_box(i))).await) {
-                        panic!("row {name} refused a call: {e:?}");
+                    match black_box(call(&mut svc, req(black_box(i))).await) {
+                        Err(e) if !row.refuses => panic!("row {name} refused a call: {e:?}"),
+                        Ok(_) if row.refuses => panic!("row {name} admitted a call"),
+                        _ => {}
                     }
                 }
             })

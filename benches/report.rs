@@ -323,6 +323,24 @@ fn targets(out: &mut String, data: &Data) {
             );
         }
     }
+    // The breaker's rejection: a clock read (is the wait over?) and a boxed error.
+    if present("buttress_circuit_breaker_open") {
+        let o = over(g1, "buttress_circuit_breaker_open");
+        line(
+            "circuit breaker, open rejection: at most 30 ns over bare".to_owned(),
+            format!("{} ns", signed(o, 1)),
+            o.map(|o| o <= 30.0),
+        );
+        let o2 = over(TWO_THREADS, "buttress_circuit_breaker_open");
+        if let (Some(o1), Some(o2)) = (o, o2) {
+            line(
+                "circuit breaker, open rejection: 2-thread overhead at most 2× the 1-thread one"
+                    .to_owned(),
+                format!("{o2:+.1} ns vs {o1:+.1} ns"),
+                Some(o2 <= 2.0 * o1.max(1.0)),
+            );
+        }
+    }
     // The rate limiter against governor's `check()`: with the same kind of clock
     // (`Instant`), and each with its default clock (tokio's; quanta's TSC).
     for (ours, theirs, clocks) in [
@@ -351,7 +369,11 @@ fn targets(out: &mut String, data: &Data) {
     // No allocation on any buttress row, 1 or 2 threads, either workload.
     let mut allocating = Vec::new();
     let mut counted = 0;
-    for row in data.rows.iter().filter(|r| r.who == "buttress") {
+    for row in data
+        .rows
+        .iter()
+        .filter(|r| r.who == "buttress" && !r.refuses)
+    {
         let mut groups = vec![row.workload.group()];
         if row.two_threads {
             groups.push(TWO_THREADS);

@@ -52,6 +52,10 @@ pub struct Row {
     pub what: &'static str,
     /// Whether the row is also measured on 2 threads sharing one instance.
     pub two_threads: bool,
+    /// Whether every call is refused: the row measures a rejection path, so the
+    /// harnesses take an error as the expected answer, and it is not held to the
+    /// happy paths' 0 allocations (a rejection's boxed error allocates).
+    pub refuses: bool,
 }
 
 /// Something that measures (or lists) rows.
@@ -112,6 +116,7 @@ const fn row(workload: Workload, id: &'static str, who: &'static str, what: &'st
         who,
         what,
         two_threads: matches!(workload, Workload::Trivial),
+        refuses: false,
     }
 }
 
@@ -247,6 +252,22 @@ fn buttress_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
         .expect("a valid breaker")
 }
 
+/// The breaker of [`buttress_breaker`], tripped by real failures and waiting an hour:
+/// every call is rejected, and decided on a clock read (is the wait over?).
+fn open_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
+    let layer = buttress::circuit_breaker::CircuitBreakerLayer::builder()
+        .wait_in_open(Duration::from_secs(3600))
+        .build()
+        .expect("a valid breaker");
+    let mut failing = layer.layer(crate::services::AlwaysFails);
+    futures::executor::block_on(async {
+        while layer.handle().state() != buttress::circuit_breaker::State::Open {
+            let _ = call(&mut failing, 0).await;
+        }
+    });
+    layer
+}
+
 fn buttress_bulkhead() -> buttress::bulkhead::BulkheadLayer {
     buttress::bulkhead::BulkheadLayer::new(NEVER).expect("a valid bulkhead")
 }
@@ -321,7 +342,40 @@ pub fn visit_all<V: Visit>(v: &mut V) {
         peers::ClockRead::<_, true>(Bare),
         trivial_req,
     );
+    v.visit(
+        row(
+            Trivial,
+            "ref_arc_clone",
+            REFERENCE,
+            "bare + one `Arc` clone and drop",
+        ),
+        peers::ArcClone(Bare, std::sync::Arc::new(0)),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "ref_box_error",
+            REFERENCE,
+            "bare + one 16-byte error boxed as a `BoxError` and dropped",
+        ),
+        peers::BoxedError(Bare),
+        trivial_req,
+    );
     buttress_rows!(v, Trivial, Bare, trivial_req);
+    v.visit(
+        Row {
+            refuses: true,
+            ..row(
+                Trivial,
+                "buttress_circuit_breaker_open",
+                BUTTRESS,
+                "circuit breaker, open: rejection",
+            )
+        },
+        open_breaker().layer(Bare),
+        trivial_req,
+    );
     v.visit(
         row(
             Trivial,
