@@ -234,6 +234,10 @@ const EQUIVALENTS: &[(&str, &[&str])] = &[
         "buttress_rate_limit_monotonic",
         &["governor_check_monotonic", "governor_check"],
     ),
+    (
+        "buttress_rate_limit_quanta",
+        &["governor_check", "tower_rate_limit", "tr_rate_limiter"],
+    ),
     ("buttress_fallback", &["tr_fallback"]),
     ("buttress_pipeline", &["tr_stack4"]),
 ];
@@ -348,6 +352,11 @@ fn targets(out: &mut String, data: &Data) {
             "buttress_rate_limit_monotonic",
             "governor_check_monotonic",
             "both `Instant`",
+        ),
+        (
+            "buttress_rate_limit_quanta",
+            "governor_check",
+            "both quanta",
         ),
         (
             "buttress_rate_limit",

@@ -214,6 +214,20 @@ macro_rules! buttress_rows {
         v.visit(
             row(
                 $workload,
+                "buttress_rate_limit_quanta",
+                BUTTRESS,
+                "rate limiter, admitted (quanta clock)",
+            ),
+            buttress_rate_limit()
+                .clock(buttress::clock::QuantaClock::new())
+                .build()
+                .expect("a valid rate limiter")
+                .layer($bare),
+            $req,
+        );
+        v.visit(
+            row(
+                $workload,
                 "buttress_fallback",
                 BUTTRESS,
                 "fallback, success path",

@@ -37,6 +37,17 @@ impl SleepClock for MonotonicClock {
     }
 }
 
+#[cfg(feature = "quanta")]
+impl SleepClock for crate::clock::QuantaClock {
+    /// Reads the clock again (only calls that must wait get here) and rounds late,
+    /// never early.
+    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
+        let left = at.saturating_sub(self.now()).as_duration();
+        let now = tokio::time::Instant::now();
+        now.checked_add(left).unwrap_or(now)
+    }
+}
+
 /// Configuration shared by [`RateLimitLayer`] and [`KeyedRateLimitLayer`].
 #[derive(Debug, Clone)]
 pub struct RateLimitBuilder<C = TokioClock> {
