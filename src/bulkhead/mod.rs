@@ -16,9 +16,10 @@
 //!   shares its slots. [`BulkheadHandle`] reports in-flight and waiting counts.
 //! - The reject-at-once mode takes a slot with one compare-and-swap on the core's
 //!   [`Permits`](buttress_core::permits::Permits) counter and gives it back with one
-//!   `fetch_sub`, lock-free and allocation-free; admission is exact (a call is refused
-//!   only when every slot is held, never because another caller raced it for the last
-//!   one). The waiting and backpressure modes
+//!   `fetch_sub`, lock-free and allocation-free, and nothing else atomic (no reference
+//!   count per call: the counter's word lives in a pooled cell of its own); admission
+//!   is exact (a call is refused only when every slot is held, never because another
+//!   caller raced it for the last one). The waiting and backpressure modes
 //!   keep their slots in tokio's fair semaphore, whose queue hands a freed slot to the
 //!   oldest waiter: its admit path is one compare-and-swap, but its release takes the
 //!   semaphore's (uncontended) internal lock, and only a call that actually has to wait
@@ -29,9 +30,9 @@
 //!   in-flight gauge (moved by one when a call takes and gives back its slot), counts
 //!   rejections, and with `max_wait` a waiting gauge and a histogram of waits; with
 //!   `tracing` a rejection is a `DEBUG` event. Name it with
-//!   [`name`](BulkheadBuilder::name); see [`observe`](crate::observe). In the
-//!   reject-at-once mode the permit reaches the instruments through the core counter
-//!   it already holds; in the semaphore modes it holds its own reference to them.
+//!   [`name`](BulkheadBuilder::name); see [`observe`](crate::observe). With either
+//!   feature on, a call's permit holds its own reference to the instruments (one `Arc`
+//!   clone per call).
 //!
 //! ```
 //! use buttress::bulkhead::{BulkheadLayer, error::BulkheadFull};

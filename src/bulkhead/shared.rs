@@ -15,8 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Clone)]
 pub(super) enum Shared {
     /// Reject at once when full: the core's counter, one compare-and-swap to acquire,
-    /// one `fetch_sub` to release. The instruments ride in the counter, so that a
-    /// permit reaches them through the reference it holds anyway.
+    /// one `fetch_sub` to release. The instruments ride in the counter's extension.
     Reject(Arc<Permits<BulkheadObs>>),
     /// Wait up to `max_wait` in a FIFO queue: tokio's fair semaphore holds the slots
     /// (a waiter is handed a released slot before any newcomer can take it), and a core
@@ -48,19 +47,20 @@ impl fmt::Debug for Shared {
 
 /// A slot held by a call; dropping it frees the slot (completion, error, cancellation
 /// or panic alike), and records that to the instruments.
+///
+/// With the `metrics` or `tracing` feature, a permit carries a reference to the
+/// instruments (one `Arc` clone per call; zero-sized otherwise): neither the core
+/// counter's guard nor tokio's permit leads back to them.
 pub(super) enum Permit {
-    Counter(PermitGuard<BulkheadObs>),
-    /// With the `metrics` or `tracing` feature, a semaphore permit carries a reference
-    /// to the instruments (one `Arc` clone per call in the waiting and backpressure
-    /// modes; zero-sized otherwise).
+    Counter(#[allow(dead_code)] PermitGuard, BulkheadObs),
     Semaphore(#[allow(dead_code)] OwnedSemaphorePermit, BulkheadObs),
 }
 
 impl Permit {
     #[inline]
-    pub(super) fn counter(guard: PermitGuard<BulkheadObs>) -> Self {
-        guard.extension().acquired();
-        Permit::Counter(guard)
+    pub(super) fn counter(guard: PermitGuard, obs: &BulkheadObs) -> Self {
+        obs.acquired();
+        Permit::Counter(guard, obs.clone())
     }
 
     #[inline]
@@ -74,8 +74,7 @@ impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
         match self {
-            Permit::Counter(guard) => guard.extension().released(),
-            Permit::Semaphore(_, obs) => obs.released(),
+            Permit::Counter(_, obs) | Permit::Semaphore(_, obs) => obs.released(),
         }
     }
 }
@@ -157,7 +156,7 @@ impl Shared {
     #[inline]
     pub(super) fn try_acquire(&self) -> Option<Permit> {
         match self {
-            Shared::Reject(p) => p.try_acquire().map(Permit::counter),
+            Shared::Reject(p) => p.try_acquire().map(|g| Permit::counter(g, p.extension())),
             Shared::Waiting { slots, obs, .. } | Shared::Backpressure { slots, obs, .. } => {
                 Arc::clone(slots)
                     .try_acquire_owned()

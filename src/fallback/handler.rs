@@ -3,7 +3,7 @@
 use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
-use std::future::{Future, Ready, ready};
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -22,12 +22,44 @@ pub trait Save<Req> {
 
 /// Produces the fallback response from the failed result of the primary call.
 pub trait Recover<Saved, T, E> {
-    /// The future of the fallback response.
+    /// The future of a fallback response that is not ready at once ([`NoWait`] for
+    /// handlers that always answer at once).
     type Future: Future<Output = Result<T, BoxError>>;
 
     /// The fallback for `failed` (an `Err`, or an `Ok` the classifier called a
-    /// failure).
-    fn recover(self, failed: Result<T, E>, saved: Saved) -> Self::Future;
+    /// failure): the answer itself, or the future of it.
+    fn recover(self, failed: Result<T, E>, saved: Saved) -> Recovery<T, Self::Future>;
+}
+
+/// What [`Recover::recover`] gives: the fallback's answer now, or a future of it.
+#[derive(Debug)]
+pub enum Recovery<T, F> {
+    /// The answer, with no future to poll (a value, a closure's result).
+    Now(Result<T, BoxError>),
+    /// The future of the answer (a fallback service's call).
+    Later(F),
+}
+
+/// The future type of the handlers that always answer at once ([`Value`], [`FromFn`]):
+/// it has no values, so a response future never holds one, and the compiler drops the
+/// code that would poll one from the response future's success path.
+pub struct NoWait<T> {
+    never: std::convert::Infallible,
+    _answer: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for NoWait<T> {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.never {}
+    }
+}
+
+impl<T> Future for NoWait<T> {
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.never {}
+    }
 }
 
 /// A fallback to a fixed value, cloned for each fallback (and each call; keep it cheap,
@@ -42,9 +74,9 @@ impl<V, Req> Save<Req> for Value<V> {
 }
 
 impl<V, E> Recover<(), V, E> for Value<V> {
-    type Future = Ready<Result<V, BoxError>>;
-    fn recover(self, _: Result<V, E>, (): ()) -> Self::Future {
-        ready(Ok(self.0))
+    type Future = NoWait<V>;
+    fn recover(self, _: Result<V, E>, (): ()) -> Recovery<V, NoWait<V>> {
+        Recovery::Now(Ok(self.0))
     }
 }
 
@@ -69,9 +101,9 @@ impl<F, T, E> Recover<(), T, E> for FromFn<F>
 where
     F: FnOnce(Result<T, E>) -> T,
 {
-    type Future = Ready<Result<T, BoxError>>;
-    fn recover(self, failed: Result<T, E>, (): ()) -> Self::Future {
-        ready(Ok((self.0)(failed)))
+    type Future = NoWait<T>;
+    fn recover(self, failed: Result<T, E>, (): ()) -> Recovery<T, NoWait<T>> {
+        Recovery::Now(Ok((self.0)(failed)))
     }
 }
 
@@ -94,14 +126,14 @@ where
     S::Error: Into<BoxError>,
 {
     type Future = Oneshot<S, Req>;
-    fn recover(self, _: Result<T, E>, req: Req) -> Self::Future {
-        Oneshot {
+    fn recover(self, _: Result<T, E>, req: Req) -> Recovery<T, Self::Future> {
+        Recovery::Later(Oneshot {
             state: OneshotState::NotReady {
                 svc: self.0,
                 req: Some(req),
             },
             _req: PhantomData,
-        }
+        })
     }
 }
 
@@ -135,6 +167,9 @@ where
 {
     type Output = Result<S::Response, BoxError>;
 
+    // Out of line: the response future polls its fallback's future from its own
+    // inlined poll, whose success path should not grow with the fallback's call.
+    #[inline(never)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

@@ -55,6 +55,6 @@ mod handler;
 mod layer;
 mod service;
 
-pub use handler::{FromFn, Oneshot, Recover, Save, ToService, Value};
+pub use handler::{FromFn, NoWait, Oneshot, Recover, Recovery, Save, ToService, Value};
 pub use layer::{FallbackLayer, OnError};
 pub use service::Fallback;

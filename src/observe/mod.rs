@@ -66,14 +66,14 @@
 //!   times its slow-call tracking reads anyway (and exist only with it), the rate
 //!   limiter's waits are known when the slot is reserved. Only a bulkhead wait, already
 //!   the slow path, reads the clock once more when it ends, for its histogram.
-//! - **Reaching the handles**: the breaker's permit and the reject-mode bulkhead's
-//!   permit reach them through the core state they already hold (an extension slot in
-//!   [`Breaker`](buttress_core::breaker::Breaker) and
-//!   [`Permits`](buttress_core::permits::Permits)), the retry's future through the
+//! - **Reaching the handles**: the breaker's permit reaches them through the core state
+//!   it already holds (an extension slot in
+//!   [`Breaker`](buttress_core::breaker::Breaker)), the retry's future through the
 //!   layer's shared state, which it holds anyway for the budget (without a budget, a
-//!   feature on makes it take that one `Arc` clone per call). The timeout's and the fallback's futures,
-//!   and the semaphore modes' bulkhead permits, have no shared state to go through:
-//!   with a feature on they hold one `Arc` clone of the instruments per call.
+//!   feature on makes it take that one `Arc` clone per call). The timeout's and the
+//!   fallback's futures, and the bulkhead's permits (whose core counter holds no
+//!   reference count to go through), have no shared state to go through: with a
+//!   feature on they hold one `Arc` clone of the instruments per call.
 //! - Nothing is allocated per call. With no recorder installed every handle is a
 //!   no-op, and with both features off all of this is compiled out.
 //!

@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower_service::Service;
 
 pin_project! {
@@ -48,10 +48,10 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         }
     }
 
-    pub(super) fn waiting(deadline: Instant, svc: S, req: Req) -> Self {
+    pub(super) fn waiting(sleep: Pin<Box<Sleep>>, svc: S, req: Req) -> Self {
         ResponseFuture {
             state: State::Waiting {
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                sleep,
                 svc: Some(svc),
                 req: Some(req),
             },

@@ -93,3 +93,38 @@ fn last_slot_goes_to_exactly_one_of_two() {
 fn two_slots_three_threads_admit_two() {
     exact(2, 3);
 }
+
+/// The counter and its permits dropped on different threads, in every order: the
+/// counter's cell goes back to the pool exactly once, by whichever of them is last, and
+/// a permit that outlives its counter still releases cleanly.
+fn cell_goes_back_once(permits_out: usize) {
+    loom::model(move || {
+        let before = buttress_core::permits::cells_given_back();
+        let permits = Permits::new(2).unwrap();
+        let handles: Vec<_> = (0..permits_out)
+            .map(|_| {
+                let g = permits.try_acquire().expect("a free slot");
+                thread::spawn(move || drop(g))
+            })
+            .collect();
+        drop(permits);
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(
+            buttress_core::permits::cells_given_back() - before,
+            1,
+            "given back exactly once"
+        );
+    });
+}
+
+#[test]
+fn counter_and_one_permit_race_to_give_the_cell_back() {
+    cell_goes_back_once(1);
+}
+
+#[test]
+fn counter_and_two_permits_race_to_give_the_cell_back() {
+    cell_goes_back_once(2);
+}
