@@ -13,10 +13,19 @@ use tower_service::Service;
 pub struct Bulkhead<S> {
     inner: S,
     shared: Shared,
-    /// Backpressure mode: the slot taken in `poll_ready`, for the next `call`.
-    held: Option<Permit>,
-    /// Backpressure mode: the wait for a slot, while `poll_ready` is pending.
-    acquiring: Option<Wait>,
+    /// Backpressure mode's slot for the next call.
+    slot: Slot,
+}
+
+/// Backpressure mode: where this service stands with its slot for the next call.
+/// (One field rather than two options, so that the service stays small.)
+enum Slot {
+    /// None taken.
+    Free,
+    /// Taken by `poll_ready`, for the next `call`.
+    Held(Permit),
+    /// Waiting for one, while `poll_ready` is pending.
+    Acquiring(Wait),
 }
 
 impl<S> Bulkhead<S> {
@@ -24,8 +33,7 @@ impl<S> Bulkhead<S> {
         Bulkhead {
             inner,
             shared,
-            held: None,
-            acquiring: None,
+            slot: Slot::Free,
         }
     }
 
@@ -40,7 +48,7 @@ impl<S: fmt::Debug> fmt::Debug for Bulkhead<S> {
         f.debug_struct("Bulkhead")
             .field("inner", &self.inner)
             .field("shared", &self.shared)
-            .field("holds_slot", &self.held.is_some())
+            .field("holds_slot", &matches!(self.slot, Slot::Held(_)))
             .finish()
     }
 }
@@ -63,7 +71,7 @@ where
 
     #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.held.is_none() && self.shared.is_backpressure() {
+        if !matches!(self.slot, Slot::Held(_)) && self.shared.is_backpressure() {
             ready!(self.poll_slot(cx))?;
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -114,19 +122,23 @@ impl<S: Clone> Bulkhead<S> {
     /// Out of line, so that the other modes' `poll_ready` stays a check.
     #[inline(never)]
     fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.acquiring.is_none() {
+        if let Slot::Free = self.slot {
             match self.shared.try_acquire() {
                 Some(p) => {
-                    self.held = Some(p);
+                    self.slot = Slot::Held(p);
                     return Poll::Ready(Ok(()));
                 }
-                None => self.acquiring = self.shared.wait(),
+                None => {
+                    if let Some(wait) = self.shared.wait() {
+                        self.slot = Slot::Acquiring(wait);
+                    }
+                }
             }
         }
-        if let Some(wait) = self.acquiring.as_mut() {
+        if let Slot::Acquiring(wait) = &mut self.slot {
             let permit = ready!(wait.as_mut().poll(cx));
-            self.acquiring = None;
-            self.held = Some(permit.map_err(BoxError::from)?);
+            self.slot = Slot::Free;
+            self.slot = Slot::Held(permit.map_err(BoxError::from)?);
         }
         Poll::Ready(Ok(()))
     }
@@ -135,6 +147,15 @@ impl<S: Clone> Bulkhead<S> {
     /// or a free one now.
     #[inline(never)]
     fn semaphore_slot(&mut self) -> Option<Permit> {
-        self.held.take().or_else(|| self.shared.try_acquire())
+        match std::mem::replace(&mut self.slot, Slot::Free) {
+            Slot::Held(p) => Some(p),
+            // A wait in progress stays in progress (`call` without a finished
+            // `poll_ready`): the call takes a free slot now, if any.
+            acquiring @ Slot::Acquiring(_) => {
+                self.slot = acquiring;
+                self.shared.try_acquire()
+            }
+            Slot::Free => self.shared.try_acquire(),
+        }
     }
 }

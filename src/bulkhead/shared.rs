@@ -20,19 +20,28 @@ pub(super) enum Shared {
     /// Wait up to `max_wait` in a FIFO queue: tokio's fair semaphore holds the slots
     /// (a waiter is handed a released slot before any newcomer can take it), and a core
     /// counter bounds the queue.
-    Waiting {
-        slots: Arc<Semaphore>,
-        queue: Arc<Permits>,
-        max: usize,
-        max_wait: Duration,
-        obs: BulkheadObs,
-    },
+    Waiting(Arc<Queued>),
     /// Take the slot in `poll_ready`.
-    Backpressure {
-        slots: Arc<Semaphore>,
-        max: usize,
-        obs: BulkheadObs,
-    },
+    Backpressure(Arc<Slots>),
+}
+
+// Every mode is one pointer, so that the service (which a retry layer above copies
+// into every call's future) stays small.
+
+/// The waiting mode's state.
+pub(super) struct Queued {
+    slots: Arc<Semaphore>,
+    queue: Permits,
+    max: usize,
+    max_wait: Duration,
+    obs: BulkheadObs,
+}
+
+/// The backpressure mode's state.
+pub(super) struct Slots {
+    slots: Arc<Semaphore>,
+    max: usize,
+    obs: BulkheadObs,
 }
 
 impl fmt::Debug for Shared {
@@ -103,21 +112,21 @@ impl Shared {
     ) -> Result<Self, ConfigError> {
         let queue = Permits::new(max_waiting)
             .map_err(|_| ConfigError::new("max_waiting", "must be at least 1"))?;
-        Ok(Shared::Waiting {
+        Ok(Shared::Waiting(Arc::new(Queued {
             slots: Arc::new(Semaphore::new(max)),
-            queue: Arc::new(queue),
+            queue,
             max,
             max_wait,
             obs,
-        })
+        })))
     }
 
     pub(super) fn backpressure(max: usize, obs: BulkheadObs) -> Self {
-        Shared::Backpressure {
+        Shared::Backpressure(Arc::new(Slots {
             slots: Arc::new(Semaphore::new(max)),
             max,
             obs,
-        }
+        }))
     }
 
     /// The instruments.
@@ -125,30 +134,31 @@ impl Shared {
     pub(super) fn obs(&self) -> &BulkheadObs {
         match self {
             Shared::Reject(p) => p.extension(),
-            Shared::Waiting { obs, .. } | Shared::Backpressure { obs, .. } => obs,
+            Shared::Waiting(q) => &q.obs,
+            Shared::Backpressure(b) => &b.obs,
         }
     }
 
     pub(super) fn max_concurrent(&self) -> usize {
         match self {
             Shared::Reject(p) => p.max(),
-            Shared::Waiting { max, .. } | Shared::Backpressure { max, .. } => *max,
+            Shared::Waiting(q) => q.max,
+            Shared::Backpressure(b) => b.max,
         }
     }
 
     pub(super) fn in_flight(&self) -> usize {
         match self {
             Shared::Reject(p) => p.in_flight(),
-            Shared::Waiting { slots, max, .. } | Shared::Backpressure { slots, max, .. } => {
-                max - slots.available_permits().min(*max)
-            }
+            Shared::Waiting(q) => q.max - q.slots.available_permits().min(q.max),
+            Shared::Backpressure(b) => b.max - b.slots.available_permits().min(b.max),
         }
     }
 
     pub(super) fn waiting(&self) -> usize {
         match self {
-            Shared::Reject(_) | Shared::Backpressure { .. } => 0,
-            Shared::Waiting { queue, .. } => queue.in_flight(),
+            Shared::Reject(_) | Shared::Backpressure(_) => 0,
+            Shared::Waiting(q) => q.queue.in_flight(),
         }
     }
 
@@ -157,12 +167,14 @@ impl Shared {
     pub(super) fn try_acquire(&self) -> Option<Permit> {
         match self {
             Shared::Reject(p) => p.try_acquire().map(|g| Permit::counter(g, p.extension())),
-            Shared::Waiting { slots, obs, .. } | Shared::Backpressure { slots, obs, .. } => {
-                Arc::clone(slots)
-                    .try_acquire_owned()
-                    .ok()
-                    .map(|p| Permit::semaphore(p, obs))
-            }
+            Shared::Waiting(q) => Arc::clone(&q.slots)
+                .try_acquire_owned()
+                .ok()
+                .map(|p| Permit::semaphore(p, &q.obs)),
+            Shared::Backpressure(b) => Arc::clone(&b.slots)
+                .try_acquire_owned()
+                .ok()
+                .map(|p| Permit::semaphore(p, &b.obs)),
         }
     }
 
@@ -170,13 +182,14 @@ impl Shared {
     pub(super) fn wait(&self) -> Option<Wait> {
         match self {
             Shared::Reject(_) => None,
-            Shared::Waiting {
-                slots,
-                queue,
-                max_wait,
-                obs,
-                ..
-            } => {
+            Shared::Waiting(q) => {
+                let Queued {
+                    slots,
+                    queue,
+                    max_wait,
+                    obs,
+                    ..
+                } = &**q;
                 let queued = queue.try_acquire()?;
                 let slots = Arc::clone(slots);
                 let obs = obs.clone();
@@ -205,9 +218,9 @@ impl Shared {
                     }
                 }))
             }
-            Shared::Backpressure { slots, obs, .. } => {
-                let slots = Arc::clone(slots);
-                let obs = obs.clone();
+            Shared::Backpressure(b) => {
+                let slots = Arc::clone(&b.slots);
+                let obs = b.obs.clone();
                 Some(Box::pin(async move {
                     slots
                         .acquire_owned()
@@ -221,6 +234,6 @@ impl Shared {
 
     #[inline]
     pub(super) fn is_backpressure(&self) -> bool {
-        matches!(self, Shared::Backpressure { .. })
+        matches!(self, Shared::Backpressure(_))
     }
 }

@@ -78,6 +78,7 @@
 
 use crate::clock::Nanos;
 use crate::config::ConfigError;
+use crate::fastmod::FastMod;
 use crate::sync::{AtomicU64, Ordering, Padded};
 use std::fmt;
 use std::time::Duration;
@@ -144,6 +145,8 @@ pub struct RetryBudget {
     ttl: Duration,
     min_retries_per_sec: u32,
     deposits: Box<[AtomicU64]>,
+    /// `epoch % slots`, without a division on every deposit.
+    slot_of: FastMod,
     withdrawals: Box<[AtomicU64]>,
     /// Withdrawals granted and not yet aged out or refunded. Every grant is a
     /// compare-and-swap on this one word.
@@ -256,6 +259,7 @@ impl RetryBudgetBuilder {
             ttl: self.ttl,
             min_retries_per_sec: self.min_retries_per_sec,
             deposits: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slot_of: FastMod::new(self.slots),
             withdrawals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             outstanding: AtomicU64::new(0),
             cached_epoch: Padded(AtomicU64::new(0)),
@@ -344,7 +348,7 @@ impl RetryBudget {
     /// before that add, so the request is counted in an epoch no later than its own.
     #[inline]
     fn deposit_at(&self, e: u64) -> u32 {
-        let slot = &self.deposits[(e % self.slots()) as usize];
+        let slot = &self.deposits[self.slot_of.rem(e) as usize];
         let e32 = e as u32;
         let cur = slot.load(RELAXED);
         if epoch_of(cur) == e32 && u64::from(count_of(cur)) < FAST_ADD_LIMIT {
@@ -460,7 +464,7 @@ impl RetryBudget {
         }
         // Record it where it will age out. Until this is done `outstanding` counts one
         // more than the ring: conservative, it refuses rather than overdraws.
-        let index = (e % self.slots()) as usize;
+        let index = self.slot_of.rem(e) as usize;
         let slot = &self.withdrawals[index];
         let mut counted_in = e32;
         let prev = slot.fetch_update(RELAXED, RELAXED, |w| {

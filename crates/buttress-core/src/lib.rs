@@ -26,6 +26,7 @@ pub mod breaker;
 pub mod budget;
 pub mod clock;
 pub mod config;
+mod fastmod;
 pub mod gcra;
 pub mod keyed;
 pub mod permits;

@@ -11,6 +11,7 @@
 //! values clamped at zero, because a subtraction may land before the matching addition.
 
 use crate::Nanos;
+use crate::fastmod::FastMod;
 use crate::sync::{AtomicU64, Ordering::Relaxed, Padded};
 
 /// What a window holds right now.
@@ -50,9 +51,8 @@ fn adjust(c: &AtomicU64, old: u64, new: u64) {
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     size: u64,
-    /// `u64::MAX / size + 1` (wrapping): turns `idx % size` into two multiplications
-    /// for `idx < 2^32` (Lemire's fastmod), instead of a division on every outcome.
-    magic: u64,
+    /// `idx % size` without a division on every outcome.
+    slot_of: FastMod,
     ring: Box<[AtomicU64]>,
     /// Written on every outcome written: on lines of their own.
     pos: Padded<AtomicU64>,
@@ -68,7 +68,7 @@ impl CountWindow {
         let words = (size as usize).div_ceil(32);
         CountWindow {
             size: size as u64,
-            magic: (u64::MAX / size.max(1) as u64).wrapping_add(1),
+            slot_of: FastMod::new(size),
             pos: Padded(AtomicU64::new(0)),
             ring: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU64::new(0),
@@ -129,18 +129,10 @@ impl CountWindow {
         self.pos.load(Relaxed) >= self.size && read(&self.failures) == 0 && read(&self.slow) == 0
     }
 
-    /// `idx % size`, without a division while `idx` fits in 32 bits.
+    /// `idx % size`.
     #[inline]
     fn slot(&self, idx: u64) -> u64 {
-        match u32::try_from(idx) {
-            // Lemire, Kaser, Kurz, "Faster remainder by direct computation" (2019):
-            // exact for every 32-bit numerator and divisor.
-            Ok(a) => {
-                ((u128::from(self.magic.wrapping_mul(u64::from(a))) * u128::from(self.size)) >> 64)
-                    as u64
-            }
-            Err(_) => idx % self.size,
-        }
+        self.slot_of.rem(idx)
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -386,29 +378,6 @@ mod tests {
         w.record(false, false);
         assert_eq!(w.counts().failures, 0);
         assert_eq!(w.counts().calls, 3);
-    }
-
-    #[test]
-    fn slot_is_the_remainder() {
-        for size in [1u32, 2, 3, 7, 32, 100, 1000, 65_537, u32::MAX] {
-            let w = CountWindow {
-                size: size as u64,
-                magic: (u64::MAX / size as u64).wrapping_add(1),
-                ring: Box::new([]),
-                pos: Padded(AtomicU64::new(0)),
-                failures: AtomicU64::new(0),
-                slow: AtomicU64::new(0),
-            };
-            let edges = [0u64, 1, 2, size as u64 - 1, size as u64, size as u64 + 1];
-            let far = [u32::MAX as u64 - 1, u32::MAX as u64, 1 << 32, u64::MAX];
-            for idx in edges
-                .into_iter()
-                .chain(far)
-                .chain((0..5000).map(|i| i * 7919))
-            {
-                assert_eq!(w.slot(idx), idx % size as u64, "{idx} % {size}");
-            }
-        }
     }
 
     #[test]
