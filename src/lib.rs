@@ -54,6 +54,7 @@ pub mod pipeline;
 pub mod pushback;
 pub mod rate_limit;
 pub mod retry;
+mod shard;
 pub mod timeout;
 
 pub use buttress_core::ConfigError;

@@ -29,7 +29,7 @@ pub struct CircuitBreakerLayer<C = DefaultClassifier> {
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("breaker", self.shards.breaker())
+            .field("breaker", self.shards.get())
             .field("classifier", &self.classifier)
             .finish()
     }
@@ -64,91 +64,19 @@ pub(super) struct Ext {
     pub(super) obs: BreakerObs,
 }
 
-/// How many handles one breaker's permits are spread over (see [`Shards`]).
-const SHARDS: usize = 16;
+/// The breaker's handles for its permits (see [`crate::shard`]).
+pub(super) type Shards = crate::shard::Shards<Shared>;
 
-/// A breaker's handles for its permits, each with its own reference count.
-///
-/// Every admitted call's permit holds a counted reference to the breaker for as long
-/// as the call runs: one atomic increment when issued, one decrement when dropped. If
-/// every permit counted on the breaker's own `Arc`, threads calling at once would pass
-/// that one cache line back and forth twice per call (on two cores this more than
-/// doubled the closed path's cost). So a permit takes its reference through one of
-/// [`SHARDS`] handles instead, each an `Arc` of its own on its own cache lines, chosen
-/// by the calling thread: threads on different handles share no written line. The
-/// handles are made once, with the layer; services and their clones share them.
-#[derive(Debug)]
-pub(super) struct Shards {
-    pub(super) breaker: Arc<Shared>,
-    shards: [ShardRef; SHARDS],
-}
-
-/// One handle: the breaker, behind a reference count of its own.
-#[derive(Debug, Clone)]
-pub(super) struct ShardRef(Arc<Shard>);
-
-/// Aligned to 128 bytes (two cache lines, the unit adjacent-line prefetchers pull),
-/// so that each handle's reference count, at the start of its allocation, is on
-/// lines of its own.
-#[derive(Debug)]
-#[repr(align(128))]
-struct Shard {
-    breaker: Arc<Shared>,
-}
+/// One handle, held by a permit.
+pub(super) type ShardRef = crate::shard::ShardRef<Shared>;
 
 impl BreakerRef for ShardRef {
     type Ext = Ext;
 
     #[inline]
     fn breaker(&self) -> &Shared {
-        &self.0.breaker
+        self.get()
     }
-}
-
-impl Shards {
-    fn new(breaker: Arc<Shared>) -> Arc<Self> {
-        let shards = std::array::from_fn(|_| {
-            ShardRef(Arc::new(Shard {
-                breaker: Arc::clone(&breaker),
-            }))
-        });
-        Arc::new(Shards { breaker, shards })
-    }
-
-    /// The breaker.
-    #[inline]
-    pub(super) fn breaker(&self) -> &Shared {
-        &self.breaker
-    }
-
-    /// The handle for permits issued on this thread.
-    #[inline]
-    pub(super) fn mine(&self) -> &ShardRef {
-        &self.shards[thread_slot() % SHARDS]
-    }
-}
-
-/// A number for the calling thread, given out in turn the first time a thread asks:
-/// consecutive threads get consecutive numbers, so up to [`SHARDS`] threads get
-/// handles of their own.
-#[inline]
-fn thread_slot() -> usize {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    SLOT.with(|slot| {
-        let mine = slot.get();
-        if mine != usize::MAX {
-            return mine;
-        }
-        // Relaxed: only distinctness matters, which a read-modify-write gives.
-        let mine = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-        slot.set(mine);
-        mine
-    })
 }
 
 /// The shared breaker: named, with its instruments, and with a listener that records
@@ -205,7 +133,7 @@ impl<C> CircuitBreakerLayer<C> {
 
     /// Takes `name` for metrics and tracing unless named already.
     pub(crate) fn adopt_name(&self, name: &Arc<str>) {
-        let breaker = self.shards.breaker();
+        let breaker = self.shards.get();
         let obs = &breaker.extension().obs;
         if obs.adopt(name) {
             obs.show_state(breaker.state());
@@ -214,7 +142,7 @@ impl<C> CircuitBreakerLayer<C> {
 
     /// A handle to read the breaker's state and metrics and to control it by hand.
     pub fn handle(&self) -> CircuitBreakerHandle {
-        CircuitBreakerHandle::new(Arc::clone(&self.shards.breaker))
+        CircuitBreakerHandle::new(Arc::clone(self.shards.arc()))
     }
 }
 
@@ -222,7 +150,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let breaker = self.shards.breaker();
+        let breaker = self.shards.get();
         let obs = &breaker.extension().obs;
         if obs.ensure() {
             obs.show_state(breaker.state());

@@ -60,7 +60,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("breaker", self.shards.breaker())
+            .field("breaker", self.shards.get())
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +81,7 @@ impl<S, C> CircuitBreaker<S, C> {
     where
         C: Clone,
     {
-        self.shards.breaker().extension().obs.rejected(retry_after);
+        self.shards.get().extension().obs.rejected(retry_after);
         ResponseFuture::rejected(CircuitOpen::new(retry_after), self.classifier.clone())
     }
 
@@ -124,7 +124,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The fast path, inlined: closed, so the inner service's readiness is the
         // answer and no time is read.
-        if !self.shards.breaker().is_closed() {
+        if !self.shards.get().is_closed() {
             return self.poll_ready_slow(cx);
         }
         match self.inner.poll_ready(cx) {
@@ -141,10 +141,10 @@ where
         // The fast path: made ready without reading the clock (closed).
         if let Readiness::Inner = self.readiness {
             self.readiness = Readiness::Unknown;
-            let clock = &self.shards.breaker().extension().clock;
+            let clock = &self.shards.get().extension().clock;
             return match self
                 .shards
-                .breaker()
+                .get()
                 .acquire_via(self.shards.mine(), || clock.now())
             {
                 Ok(permit) => {
@@ -167,11 +167,11 @@ impl<S, C> CircuitBreaker<S, C> {
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
-        let clock = &self.shards.breaker().extension().clock;
+        let clock = &self.shards.get().extension().clock;
         let mut seen = None;
         // One load of the state word; the clock only when the state needs it (open,
         // or every probe slot taken).
-        let peek = self.shards.breaker().peek(|| {
+        let peek = self.shards.get().peek(|| {
             let t = clock.now();
             seen = Some(t);
             t
@@ -219,7 +219,7 @@ impl<S, C> CircuitBreaker<S, C> {
             Readiness::Inner => (true, None),
             Readiness::InnerAt(t) => (true, Some(t)),
             Readiness::Rejected { peeked, seen } => {
-                match self.shards.breaker().reject_peeked(peeked) {
+                match self.shards.get().reject_peeked(peeked) {
                     // Still the generation poll_ready saw: its verdict stands.
                     Some(rejected) => return self.rejected(rejected.retry_after()),
                     None => (false, seen),
@@ -229,11 +229,11 @@ impl<S, C> CircuitBreaker<S, C> {
             // Called without poll_ready: the inner service enforces its own contract.
             Readiness::Unknown => (true, None),
         };
-        let clock = &self.shards.breaker().extension().clock;
+        let clock = &self.shards.get().extension().clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.
         match self
             .shards
-            .breaker()
+            .get()
             .acquire_via(self.shards.mine(), || seen.unwrap_or_else(|| clock.now()))
         {
             Err(rejected) => self.rejected(rejected.retry_after()),

@@ -4,6 +4,7 @@ use super::error::{BudgetExhausted, RetriesExhausted};
 use super::layer::{Config, Shared};
 use super::policy::{CloneRequest, Decision, Listener, Policy, RetryEvent, RetryReason};
 use crate::error::BoxError;
+use crate::shard::ShardRef;
 use buttress_core::budget::{RetryBudget, Withdrawal};
 use buttress_core::{Clock, Nanos};
 use pin_project_lite::pin_project;
@@ -12,7 +13,6 @@ use rand::{RngCore, SeedableRng};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -71,21 +71,21 @@ pub(crate) struct Attempts<P, C, L> {
 /// is refunded.
 struct BudgetHold {
     /// `None` when the layer has no budget and no instruments record anything.
-    shared: Option<Arc<Shared>>,
+    shared: Option<ShardRef<Shared>>,
     pending: Option<Withdrawal>,
 }
 
 impl BudgetHold {
     #[inline]
     fn budget(&self) -> Option<&RetryBudget> {
-        self.shared.as_ref()?.budget.as_deref()
+        self.shared.as_ref()?.get().budget.as_deref()
     }
 
     /// Runs `f` with the instruments, if they can record anything.
     #[inline]
     fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
         if let Some(s) = &self.shared {
-            f(&s.obs);
+            f(&s.get().obs);
         }
     }
 }
@@ -112,7 +112,7 @@ impl<P, C, L> Attempts<P, C, L> {
     #[inline]
     pub(crate) fn new(
         config: Config,
-        shared: Option<Arc<Shared>>,
+        shared: Option<ShardRef<Shared>>,
         start: Nanos,
         seed: u64,
         policy: P,
@@ -187,7 +187,12 @@ impl<P, C, L> Attempts<P, C, L> {
                 return Step::Return;
             }
         }
-        if let Some(budget) = self.budget.shared.as_ref().and_then(|s| s.budget.as_ref()) {
+        if let Some(budget) = self
+            .budget
+            .shared
+            .as_ref()
+            .and_then(|s| s.get().budget.as_ref())
+        {
             let t = now.unwrap_or_else(|| self.config.clock.now());
             match budget.try_withdraw(t) {
                 Some(w) => self.budget.pending = Some(w),

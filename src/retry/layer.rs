@@ -31,6 +31,10 @@ pub(crate) struct Config {
     pub(crate) needs_clock: bool,
 }
 
+/// The shared state and its handles (see [`crate::shard`]): every call's future that
+/// reaches the budget holds one handle, picked by the calling thread.
+pub(crate) type Shards = crate::shard::Shards<Shared>;
+
 /// What the services of one layer share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -61,7 +65,7 @@ const STREAM_GAP: u64 = 0xD1B5_4A32_D192_ED03;
 /// Built with [`RetryLayer::builder`]; see the [module docs](super) for the behaviour.
 /// Every service the layer makes, and every clone of those, shares the layer's budget.
 pub struct RetryLayer<P = DefaultPolicy, C = ByClone, L = NoListener> {
-    shared: Arc<Shared>,
+    shared: Arc<Shards>,
     policy: P,
     cloner: C,
     listener: L,
@@ -81,8 +85,8 @@ impl<P: Clone, C: Clone, L: Clone> Clone for RetryLayer<P, C, L> {
 impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayer<P, C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
-            .field("config", &self.shared.config)
-            .field("budget", &self.shared.budget)
+            .field("config", &self.shared.get().config)
+            .field("budget", &self.shared.get().budget)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -117,12 +121,12 @@ impl<P, C, L> RetryLayer<P, C, L> {
     /// The budget the layer's services spend, if any (to observe it; its time is the
     /// layer's clock, which started when the layer was built).
     pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
-        self.shared.budget.as_ref()
+        self.shared.get().budget.as_ref()
     }
 
     /// Takes `name` for metrics and tracing unless named already.
     pub(crate) fn adopt_name(&self, name: &Arc<str>) {
-        self.shared.obs.adopt(name);
+        self.shared.get().obs.adopt(name);
     }
 }
 
@@ -130,7 +134,7 @@ impl<S, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
     type Service = Retry<S, P, C, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.shared.obs.ensure();
+        self.shared.get().obs.ensure();
         Retry::new(
             inner,
             self.shared.clone(),
@@ -322,13 +326,13 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             needs_clock: self.settings.deadline.is_some(),
         };
         Ok(RetryLayer {
-            shared: Arc::new(Shared {
+            shared: Shards::new(Arc::new(Shared {
                 config,
                 budget,
                 obs: RetryObs::new(self.settings.name.as_ref(), ()),
                 seed: self.settings.seed.unwrap_or_else(random_seed),
                 streams: AtomicU64::new(0),
-            }),
+            })),
             policy: self.policy,
             cloner: self.cloner,
             listener: self.listener,
@@ -386,7 +390,7 @@ mod tests {
     #[test]
     fn seeds_are_distinct_per_service() {
         let layer = RetryLayer::builder().seed(7).build().unwrap();
-        assert_eq!(layer.shared.next_seed(), 7);
-        assert_ne!(layer.shared.next_seed(), 7);
+        assert_eq!(layer.shared.get().next_seed(), 7);
+        assert_ne!(layer.shared.get().next_seed(), 7);
     }
 }

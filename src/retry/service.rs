@@ -1,7 +1,7 @@
 //! The retry service.
 
 use super::future::{Attempts, ResponseFuture};
-use super::layer::Shared;
+use super::layer::Shards;
 use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
 use crate::error::BoxError;
 use buttress_core::{Clock, Nanos};
@@ -13,7 +13,7 @@ use tower_service::Service;
 /// Retries the calls of `S`; made by [`RetryLayer`](super::RetryLayer).
 pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Arc<Shards>,
     policy: P,
     cloner: C,
     listener: L,
@@ -29,8 +29,8 @@ const OBSERVED: bool = cfg!(any(feature = "metrics", feature = "tracing"));
 const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl<S, P, C, L> Retry<S, P, C, L> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>, policy: P, cloner: C, listener: L) -> Self {
-        let seed = shared.next_seed();
+    pub(crate) fn new(inner: S, shared: Arc<Shards>, policy: P, cloner: C, listener: L) -> Self {
+        let seed = shared.get().next_seed();
         Retry {
             inner,
             shared,
@@ -62,7 +62,7 @@ impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            seed: self.shared.next_seed(),
+            seed: self.shared.get().next_seed(),
             shared: self.shared.clone(),
             policy: self.policy.clone(),
             cloner: self.cloner.clone(),
@@ -75,7 +75,7 @@ impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for Retry<S, P, 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("config", &self.shared.config)
+            .field("config", &self.shared.get().config)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -101,14 +101,15 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let config = &self.shared.config;
+        let shared = self.shared.get();
+        let config = &shared.config;
         // A clock read only when the deadline needs one.
         let start = if config.needs_clock {
             config.clock.now()
         } else {
             Nanos::ZERO
         };
-        if let Some(b) = &self.shared.budget {
+        if let Some(b) = &shared.budget {
             if config.needs_clock {
                 b.deposit(start);
             } else {
@@ -118,10 +119,11 @@ where
             }
         }
         // The future reaches the budget and the instruments through the shared state:
-        // one `Arc` clone, made only when it has a budget to spend or instruments to
-        // record to (always with the `metrics` or `tracing` feature).
-        let shared = (OBSERVED || self.shared.budget.is_some()).then(|| self.shared.clone());
-        self.shared.obs.attempt();
+        // one reference taken, on this thread's handle (see `crate::shard`), only when
+        // it has a budget to spend or instruments to record to (always with the
+        // `metrics` or `tracing` feature).
+        let handle = (OBSERVED || shared.budget.is_some()).then(|| self.shared.mine().clone());
+        shared.obs.attempt();
         let next = if config.max_attempts > 1 {
             self.cloner.clone_request(&req)
         } else {
@@ -139,7 +141,7 @@ where
             next,
             Attempts::new(
                 *config,
-                shared,
+                handle,
                 start,
                 seed,
                 self.policy.clone(),
