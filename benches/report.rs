@@ -303,6 +303,11 @@ fn targets(out: &mut String, data: &Data) {
         ("buttress_timeout", "timeout, ready at once", 25.0),
         ("buttress_bulkhead", "bulkhead, admitted", 10.0),
         ("buttress_rate_limit_keyed", "keyed rate limiter", 40.0),
+        (
+            "buttress_rate_limit_keyed_quanta",
+            "keyed rate limiter, quanta clock",
+            40.0,
+        ),
         ("buttress_fallback", "fallback, success path", 2.0),
     ];
     for (id, what, limit) in ns_limits {

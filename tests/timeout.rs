@@ -2,8 +2,8 @@
 
 use buttress::BoxError;
 use buttress::error::{RejectionKind, rejection};
-use buttress::timeout::TimeoutLayer;
 use buttress::timeout::error::Elapsed;
+use buttress::timeout::{TimeoutFor, TimeoutLayer};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -107,6 +107,41 @@ async fn the_limit_counts_from_the_first_poll() {
     let start = Instant::now();
     assert!(svc.clone().oneshot(160).await.unwrap_err().is::<Elapsed>());
     assert_eq!(start.elapsed(), Duration::from_millis(100));
+}
+
+/// A limit that runs from the call, as a client's deadline does.
+#[derive(Clone)]
+struct FromCall(Duration);
+
+impl TimeoutFor<u64> for FromCall {
+    fn timeout_for(&self, _: &u64) -> Option<Duration> {
+        Some(self.0)
+    }
+
+    fn counts_from_call(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_from_the_call_counts_the_time_before_the_first_poll() {
+    let svc =
+        TimeoutLayer::per_request(FromCall(Duration::from_millis(100))).layer(Slow::default());
+    // Called now, first polled 80 ms later: a 60 ms call would end 140 ms after the
+    // call, so it is cut at 100 ms from the call, 20 ms after its first poll.
+    let mut first = svc.clone();
+    let fut = first.ready().await.unwrap().call(60);
+    tokio::time::advance(Duration::from_millis(80)).await;
+    let polled = Instant::now();
+    assert!(fut.await.unwrap_err().is::<Elapsed>());
+    assert_eq!(polled.elapsed(), Duration::from_millis(20));
+    // A call first polled after its whole limit has passed is cut at that first poll.
+    let mut late = svc.clone();
+    let fut = late.ready().await.unwrap().call(1);
+    tokio::time::advance(Duration::from_millis(150)).await;
+    let polled = Instant::now();
+    assert!(fut.await.unwrap_err().is::<Elapsed>());
+    assert_eq!(polled.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]

@@ -400,6 +400,20 @@ pub fn visit_all<V: Visit>(v: &mut V) {
         buttress_keyed_rate_limit().layer(Bare),
         trivial_req,
     );
+    v.visit(
+        row(
+            Trivial,
+            "buttress_rate_limit_keyed_quanta",
+            BUTTRESS,
+            "keyed rate limiter, 1,000 hot keys, admitted (quanta clock)",
+        ),
+        buttress_rate_limit()
+            .clock(buttress::clock::QuantaClock::new())
+            .keyed(10_000, (|req: &u64| req % 1_000) as fn(&u64) -> u64)
+            .expect("a valid keyed rate limiter")
+            .layer(Bare),
+        trivial_req,
+    );
 
     // ---- peers ---------------------------------------------------------------------
     trivial_peers(v);

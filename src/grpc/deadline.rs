@@ -152,9 +152,12 @@ pub fn set_grpc_timeout(headers: &mut HeaderMap, timeout: Duration) {
 ///
 /// The margin exists because tonic runs a timer of its own for the same `grpc-timeout`
 /// around every layer of the server, started a moment earlier: on a tie it fires first
-/// and answers `CANCELLED`. Giving up [`DEFAULT_MARGIN`] earlier lets this layer answer
-/// with the `DEADLINE_EXCEEDED` the client expects. It reads `http::Request` headers (what a tower layer in a tonic server's
-/// stack sees) and `tonic::Request` metadata.
+/// and answers `CANCELLED`. So this layer's time runs from the call, as tonic's does
+/// (not from the first poll, which a busy server may make milliseconds later; see
+/// [`TimeoutFor::counts_from_call`]), and it gives up [`DEFAULT_MARGIN`] earlier, so that it
+/// answers with the `DEADLINE_EXCEEDED` the client expects. It reads `http::Request`
+/// headers (what a tower layer in a tonic server's stack sees) and `tonic::Request`
+/// metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrpcDeadline {
     max: Duration,
@@ -197,6 +200,14 @@ impl<B> TimeoutFor<http::Request<B>> for GrpcDeadline {
     fn timeout_for(&self, req: &http::Request<B>) -> Option<Duration> {
         Some(self.bound(req.headers().get(&GRPC_TIMEOUT)))
     }
+
+    /// From the call, as tonic's own timer for the same header: a busy server may
+    /// first poll the call several milliseconds later, and a time counted from then
+    /// would end after tonic's, which answers `CANCELLED`.
+    #[inline]
+    fn counts_from_call(&self) -> bool {
+        true
+    }
 }
 
 impl<T> TimeoutFor<tonic::Request<T>> for GrpcDeadline {
@@ -205,6 +216,12 @@ impl<T> TimeoutFor<tonic::Request<T>> for GrpcDeadline {
         // Read in place: no copy of the value into a `HeaderValue` per call.
         let value = req.metadata().get(GRPC_TIMEOUT.as_str());
         Some(self.bound_bytes(value.map(|v| v.as_encoded_bytes())))
+    }
+
+    /// From the call, as for an `http::Request`.
+    #[inline]
+    fn counts_from_call(&self) -> bool {
+        true
     }
 }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 pin_project! {
     /// The future of a [`Timeout`](super::Timeout) call.
@@ -18,7 +18,8 @@ pin_project! {
     /// The first poll polls the inner future before anything else: a call that is ready
     /// at once reads no clock and creates no timer. Otherwise the timer is armed then,
     /// for the whole duration from that first poll (which is, for a future awaited as
-    /// soon as it is made, the moment of the call). When it fires, the inner future is
+    /// soon as it is made, the moment of the call), or from the call itself where the
+    /// limit says so ([`TimeoutFor::counts_from_call`](super::TimeoutFor::counts_from_call)). When it fires, the inner future is
     /// dropped (cancelled) at once and the call fails with [`Elapsed`].
     pub struct ResponseFuture<F> {
         #[pin]
@@ -41,17 +42,23 @@ pin_project! {
 pin_project! {
     #[project = TimerProj]
     enum Timer {
-        Unarmed { after: Option<Duration> },
+        // `since`: when the time started running, if at the call (else at arming).
+        Unarmed { after: Option<Duration>, since: Option<Instant> },
         Armed { #[pin] sleep: Sleep, after: Duration },
     }
 }
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(crate) fn new(fut: F, after: Option<Duration>, obs: TimeoutObs) -> Self {
+    pub(crate) fn new(
+        fut: F,
+        after: Option<Duration>,
+        since: Option<Instant>,
+        obs: TimeoutObs,
+    ) -> Self {
         ResponseFuture {
             inner: Inner::Running { fut },
-            timer: Timer::Unarmed { after },
+            timer: Timer::Unarmed { after, since },
             obs,
         }
     }
@@ -75,12 +82,20 @@ where
             }
             InnerProj::Cancelled => return Poll::Ready(Err(Box::new(Elapsed::new()))),
         }
-        if let TimerProj::Unarmed { after } = this.timer.as_mut().project() {
-            match *after {
+        if let TimerProj::Unarmed { after, since } = this.timer.as_mut().project() {
+            match (*after, *since) {
                 // No limit for this request.
-                None => return Poll::Pending,
-                Some(d) => this.timer.set(Timer::Armed {
+                (None, _) => return Poll::Pending,
+                (Some(d), None) => this.timer.set(Timer::Armed {
                     sleep: tokio::time::sleep(d),
+                    after: d,
+                }),
+                // A far end (an overflowing instant) never comes.
+                (Some(d), Some(t)) => this.timer.set(Timer::Armed {
+                    sleep: match t.checked_add(d) {
+                        Some(end) => tokio::time::sleep_until(end),
+                        None => tokio::time::sleep(d),
+                    },
                     after: d,
                 }),
             }

@@ -13,6 +13,16 @@ use tower_layer::Layer;
 pub trait TimeoutFor<Req> {
     /// The time `req` may take, or `None` for no limit.
     fn timeout_for(&self, req: &Req) -> Option<Duration>;
+
+    /// Whether the time runs from the call itself rather than from the first poll
+    /// that finds the call not ready. The default, `false`, reads no clock for a call
+    /// that is ready at once; `true` reads one at every call, for a limit that must
+    /// end at an instant fixed outside (a client's deadline, which other timers started
+    /// at the same call also enforce).
+    #[inline]
+    fn counts_from_call(&self) -> bool {
+        false
+    }
 }
 
 /// The same duration for every request.

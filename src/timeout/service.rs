@@ -60,6 +60,8 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let after = self.timeout.timeout_for(&req);
-        ResponseFuture::new(self.inner.call(req), after, self.obs.clone())
+        let since =
+            (after.is_some() && self.timeout.counts_from_call()).then(tokio::time::Instant::now);
+        ResponseFuture::new(self.inner.call(req), after, since, self.obs.clone())
     }
 }
