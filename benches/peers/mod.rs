@@ -209,14 +209,16 @@ impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
     }
 }
 
-/// Not a peer: the bare service plus one clock read per call, to show what a clock
-/// read costs on the machine (layers whose configuration needs time read one).
+/// Not a peer: the bare service plus one piece of work per call (`extra`), to show
+/// what a building block costs on the machine: a clock read, an `Arc` clone and drop,
+/// a boxed error.
 #[derive(Clone, Copy, Debug)]
-pub struct ClockRead<S, const TOKIO: bool>(pub S);
+pub struct Extra<S, F>(pub S, pub F);
 
-impl<S, Req, const TOKIO: bool> Service<Req> for ClockRead<S, TOKIO>
+impl<S, F, Req> Service<Req> for Extra<S, F>
 where
     S: Service<Req>,
+    F: Fn(),
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -229,64 +231,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if TOKIO {
-            std::hint::black_box(tokio::time::Instant::now());
-        } else {
-            std::hint::black_box(std::time::Instant::now());
-        }
-        self.0.call(req)
-    }
-}
-
-/// The bare service plus one `Arc` clone and drop per call: what a future that holds a
-/// reference to shared state pays for it, uncontended.
-#[derive(Clone)]
-pub struct ArcClone<S>(pub S, pub Arc<u64>);
-
-impl<S, Req> Service<Req> for ArcClone<S>
-where
-    S: Service<Req>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        drop(std::hint::black_box(Arc::clone(&self.1)));
-        self.0.call(req)
-    }
-}
-
-/// The bare service plus one 16-byte error boxed as a `BoxError` and dropped per
-/// call: what a rejection that carries a value (a `retry_after`) pays to be an error.
-#[derive(Clone)]
-pub struct BoxedError<S>(pub S);
-
-impl<S, Req> Service<Req> for BoxedError<S>
-where
-    S: Service<Req>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        let err: buttress::BoxError = Box::new(buttress::rate_limit::error::RateLimited::new(
-            std::hint::black_box(std::time::Duration::from_millis(1)),
-        ));
-        drop(std::hint::black_box(err));
+        (self.1)();
         self.0.call(req)
     }
 }

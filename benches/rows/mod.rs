@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::hint::black_box;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -343,7 +344,9 @@ pub fn visit_all<V: Visit>(v: &mut V) {
             REFERENCE,
             "bare + one `std::time::Instant::now()`",
         ),
-        peers::ClockRead::<_, false>(Bare),
+        peers::Extra(Bare, || {
+            black_box(std::time::Instant::now());
+        }),
         trivial_req,
     );
     v.visit(
@@ -353,7 +356,9 @@ pub fn visit_all<V: Visit>(v: &mut V) {
             REFERENCE,
             "bare + one `tokio::time::Instant::now()`",
         ),
-        peers::ClockRead::<_, true>(Bare),
+        peers::Extra(Bare, || {
+            black_box(tokio::time::Instant::now());
+        }),
         trivial_req,
     );
     v.visit(
@@ -363,7 +368,12 @@ pub fn visit_all<V: Visit>(v: &mut V) {
             REFERENCE,
             "bare + one `Arc` clone and drop",
         ),
-        peers::ArcClone(Bare, std::sync::Arc::new(0)),
+        {
+            let shared = std::sync::Arc::new(0u64);
+            peers::Extra(Bare, move || {
+                drop(black_box(std::sync::Arc::clone(&shared)))
+            })
+        },
         trivial_req,
     );
     v.visit(
@@ -373,7 +383,13 @@ pub fn visit_all<V: Visit>(v: &mut V) {
             REFERENCE,
             "bare + one 16-byte error boxed as a `BoxError` and dropped",
         ),
-        peers::BoxedError(Bare),
+        peers::Extra(Bare, || {
+            // A rejection's error: 16 bytes (an `Option<Duration>`), boxed.
+            let err: buttress::BoxError = Box::new(buttress::rate_limit::error::RateLimited::new(
+                black_box(Duration::from_millis(1)),
+            ));
+            drop(black_box(err));
+        }),
         trivial_req,
     );
     buttress_rows!(v, Trivial, Bare, trivial_req);
