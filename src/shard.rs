@@ -6,9 +6,12 @@
 //! on the state's own `Arc`, threads calling at once would pass that one cache line
 //! back and forth twice per call; on two cores that more than doubled a closed
 //! breaker's cost. So a future takes its reference through one of [`SHARDS`] handles
-//! instead, each an `Arc` of its own on its own cache lines, chosen by the calling
-//! thread: threads on different handles share no written line. The handles are made
-//! once, with the layer; services and their clones share them.
+//! instead, each an `Arc` of its own on its own cache lines, chosen by thread: each
+//! service keeps the handle of the thread that first calls it (services are mostly
+//! called from one thread: a clone per connection or per request), so threads on
+//! different handles share no written line. A service that moves to another thread
+//! keeps its handle: still correct, only no longer alone on its line. The handles are
+//! made once, with the layer; services and their clones share them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,12 +57,19 @@ impl<T> Shards<T> {
         &self.inner
     }
 
-    /// The handle for references taken on this thread.
+    /// The handle in `slot`, a service's own record of the handle of the thread that
+    /// first used it (`UNSET` until then).
     #[inline]
-    pub(crate) fn mine(&self) -> &ShardRef<T> {
-        &self.shards[thread_slot() % SHARDS]
+    pub(crate) fn at(&self, slot: &mut u8) -> &ShardRef<T> {
+        if *slot == UNSET {
+            *slot = (thread_slot() % SHARDS) as u8;
+        }
+        &self.shards[*slot as usize % SHARDS]
     }
 }
+
+/// A service's handle slot before its first use.
+pub(crate) const UNSET: u8 = u8::MAX;
 
 impl<T> ShardRef<T> {
     /// The shared state.
@@ -122,18 +132,21 @@ mod tests {
             assert!(std::ptr::eq(handle.get(), shards.get()));
         }
         // A clone counts on its handle's own count, not on the state's.
-        let mine = shards.mine().clone();
+        let mut slot = UNSET;
+        let mine = shards.at(&mut slot).clone();
         assert_eq!(Arc::strong_count(&mine.0), 2);
         assert_eq!(Arc::strong_count(shards.arc()), 1 + SHARDS);
         drop(mine);
-        assert_eq!(Arc::strong_count(&shards.mine().0), 1);
+        assert_eq!(Arc::strong_count(&shards.at(&mut slot).0), 1);
     }
 
     #[test]
-    fn a_thread_keeps_its_handle_and_new_threads_take_the_next_ones() {
+    fn a_service_keeps_its_first_threads_handle_and_new_threads_take_others() {
         let shards = Shards::new(Arc::new(()));
-        let here = shards.mine() as *const ShardRef<()>;
-        assert_eq!(shards.mine() as *const _, here, "stable on one thread");
+        let mut slot = UNSET;
+        let here = shards.at(&mut slot) as *const ShardRef<()>;
+        assert_eq!(slot as usize, thread_slot() % SHARDS, "this thread's");
+        assert_eq!(shards.at(&mut slot) as *const _, here, "kept");
         // Threads made one after another take consecutive slots (other tests' threads
         // may take some in between, so only count that they are not all the same).
         let slots: std::collections::HashSet<usize> = (0..SHARDS)

@@ -16,8 +16,8 @@
 //! [`buttress_core::breaker`], and a closed breaker with a count window and no slow-call
 //! tracking does not even read the clock. An admitted call's only writes to shared
 //! memory are the reference count its permit takes and gives back, and that count is
-//! one of several handles picked by the calling thread, so threads calling at once do
-//! not contend for one cache line. While the breaker is rejecting, `poll_ready`
+//! one of several handles, each service using the one of the thread that first called
+//! it, so threads calling at once do not contend for one cache line. While the breaker is rejecting, `poll_ready`
 //! answers at once without polling the inner service, so a hung backend cannot block
 //! callers; a cancelled or panicking call counts nothing and frees its probe slot.
 //!

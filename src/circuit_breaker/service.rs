@@ -42,6 +42,9 @@ pub struct CircuitBreaker<S, C = crate::classify::DefaultClassifier> {
     shards: Arc<Shards>,
     classifier: C,
     readiness: Readiness,
+    /// This service's permit handle (see [`crate::shard`]): that of the thread that
+    /// first called it.
+    slot: u8,
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
@@ -50,8 +53,9 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
             inner: self.inner.clone(),
             shards: Arc::clone(&self.shards),
             classifier: self.classifier.clone(),
-            // A clone has not been polled.
+            // A clone has not been polled, nor called.
             readiness: Readiness::Unknown,
+            slot: crate::shard::UNSET,
         }
     }
 }
@@ -72,6 +76,7 @@ impl<S, C> CircuitBreaker<S, C> {
             shards,
             classifier,
             readiness: Readiness::Unknown,
+            slot: crate::shard::UNSET,
         }
     }
 
@@ -145,7 +150,7 @@ where
             return match self
                 .shards
                 .get()
-                .acquire_via(self.shards.mine(), || clock.now())
+                .acquire_via(self.shards.at(&mut self.slot), || clock.now())
             {
                 Ok(permit) => {
                     ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
@@ -234,8 +239,9 @@ impl<S, C> CircuitBreaker<S, C> {
         match self
             .shards
             .get()
-            .acquire_via(self.shards.mine(), || seen.unwrap_or_else(|| clock.now()))
-        {
+            .acquire_via(self.shards.at(&mut self.slot), || {
+                seen.unwrap_or_else(|| clock.now())
+            }) {
             Err(rejected) => self.rejected(rejected.retry_after()),
             Ok(permit) if !inner_ready => {
                 // The breaker was rejecting at poll_ready and was reset since: the inner

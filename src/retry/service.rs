@@ -19,6 +19,9 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     listener: L,
     /// The jitter seed of the next call; advanced by a constant per call.
     seed: u64,
+    /// This service's handle on the shared state (see [`crate::shard`]): that of the
+    /// thread that first called it.
+    slot: u8,
 }
 
 /// Whether the instruments record anything (a feature is on).
@@ -38,6 +41,7 @@ impl<S, P, C, L> Retry<S, P, C, L> {
             cloner,
             listener,
             seed,
+            slot: crate::shard::UNSET,
         }
     }
 
@@ -63,6 +67,7 @@ impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
         Retry {
             inner: self.inner.clone(),
             seed: self.shared.get().next_seed(),
+            slot: crate::shard::UNSET,
             shared: self.shared.clone(),
             policy: self.policy.clone(),
             cloner: self.cloner.clone(),
@@ -101,7 +106,8 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shared = self.shared.get();
+        let shards = &*self.shared;
+        let shared = shards.get();
         let config = &shared.config;
         // A clock read only when the deadline needs one.
         let start = if config.needs_clock {
@@ -122,7 +128,8 @@ where
         // one reference taken, on this thread's handle (see `crate::shard`), only when
         // it has a budget to spend or instruments to record to (always with the
         // `metrics` or `tracing` feature).
-        let handle = (OBSERVED || shared.budget.is_some()).then(|| self.shared.mine().clone());
+        let handle =
+            (OBSERVED || shared.budget.is_some()).then(|| shards.at(&mut self.slot).clone());
         shared.obs.attempt();
         let next = if config.max_attempts > 1 {
             self.cloner.clone_request(&req)
