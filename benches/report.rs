@@ -332,6 +332,23 @@ fn targets(out: &mut String, data: &Data) {
             );
         }
     }
+    // The direct rate limiter on 2 threads, with each of its clocks.
+    for (id, what) in [
+        ("buttress_rate_limit", "rate limiter (tokio clock)"),
+        (
+            "buttress_rate_limit_monotonic",
+            "rate limiter (`Instant` clock)",
+        ),
+        ("buttress_rate_limit_quanta", "rate limiter (quanta clock)"),
+    ] {
+        if let (Some(o1), Some(o2)) = (over(g1, id), over(TWO_THREADS, id)) {
+            line(
+                format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
+                format!("{o2:+.1} ns vs {o1:+.1} ns"),
+                Some(o2 <= 2.0 * o1.max(1.0)),
+            );
+        }
+    }
     // The breaker's rejection: a clock read (is the wait over?) and a boxed error.
     if present("buttress_circuit_breaker_open") {
         let o = over(g1, "buttress_circuit_breaker_open");
