@@ -9,7 +9,7 @@
 mod limits;
 mod support;
 
-use buttress::clock::{Clock, MonotonicClock, Nanos};
+use buttress::clock::{Clock, MonotonicClock, QuantaClock};
 use buttress::rate_limit::{RateLimitLayer, SleepClock};
 use buttress_core::gcra::{Gcra, Quota};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -21,35 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{Bare, allocs_per_call, one_call, report_allocs, runtime};
 use tower::{Layer, Service};
-
-/// quanta's clock as a buttress clock, read the way governor's default `QuantaClock`
-/// reads it (raw counter, scaled to nanoseconds).
-#[derive(Clone)]
-struct QuantaClock {
-    clock: quanta::Clock,
-    origin: u64,
-}
-
-impl QuantaClock {
-    fn new() -> Self {
-        let clock = quanta::Clock::new();
-        let origin = clock.raw();
-        QuantaClock { clock, origin }
-    }
-}
-
-impl Clock for QuantaClock {
-    #[inline]
-    fn now(&self) -> Nanos {
-        Nanos::new(self.clock.delta_as_nanos(self.origin, self.clock.raw()))
-    }
-}
-
-impl SleepClock for QuantaClock {
-    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
-        tokio::time::Instant::now() + at.saturating_sub(self.now()).as_duration()
-    }
-}
 
 /// Never limiting in a benchmark: one per nanosecond, a million at once.
 const RATE: u64 = 1_000_000_000;

@@ -295,6 +295,18 @@ fn targets(out: &mut String, data: &Data) {
         };
         let _ = writeln!(out, "| {target} | {measured} | {met} |");
     };
+    // A row's 2-thread overhead against twice its 1-thread one. With a 1-thread
+    // overhead near zero the ratio means nothing: the bound is twice the larger of it
+    // and 1 ns.
+    let scales = |line: &mut dyn FnMut(String, String, Option<bool>), what: &str, id: &str| {
+        if let (Some(o1), Some(o2)) = (over(g1, id), over(TWO_THREADS, id)) {
+            line(
+                format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
+                format!("{o2:+.1} ns vs {o1:+.1} ns"),
+                Some(o2 <= 2.0 * o1.max(1.0)),
+            );
+        }
+    };
     let ns_limits: &[(&str, &str, f64)] = &[
         ("buttress_pipeline", "full pipeline", 60.0),
         ("buttress_circuit_breaker", "circuit breaker, closed", 10.0),
@@ -320,17 +332,7 @@ fn targets(out: &mut String, data: &Data) {
             format!("{} ns, {} allocations", signed(o, 1), num(allocs(id), 2)),
             o.zip(allocs(id)).map(|(o, a)| o <= *limit && a == 0.0),
         );
-        let o2 = over(TWO_THREADS, id);
-        if let (Some(o1), Some(o2)) = (o, o2) {
-            // With a 1-thread overhead near zero the ratio means nothing: hold the
-            // 2-thread overhead to twice the larger of it and 1 ns.
-            let bound = 2.0 * o1.max(1.0);
-            line(
-                format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
-                format!("{o2:+.1} ns vs {o1:+.1} ns"),
-                Some(o2 <= bound),
-            );
-        }
+        scales(&mut line, what, id);
     }
     // The direct rate limiter on 2 threads, with each of its clocks.
     for (id, what) in [
@@ -341,13 +343,7 @@ fn targets(out: &mut String, data: &Data) {
         ),
         ("buttress_rate_limit_quanta", "rate limiter (quanta clock)"),
     ] {
-        if let (Some(o1), Some(o2)) = (over(g1, id), over(TWO_THREADS, id)) {
-            line(
-                format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
-                format!("{o2:+.1} ns vs {o1:+.1} ns"),
-                Some(o2 <= 2.0 * o1.max(1.0)),
-            );
-        }
+        scales(&mut line, what, id);
     }
     // The breaker's rejection: a clock read (is the wait over?) and a boxed error.
     if present("buttress_circuit_breaker_open") {
@@ -357,15 +353,11 @@ fn targets(out: &mut String, data: &Data) {
             format!("{} ns", signed(o, 1)),
             o.map(|o| o <= 30.0),
         );
-        let o2 = over(TWO_THREADS, "buttress_circuit_breaker_open");
-        if let (Some(o1), Some(o2)) = (o, o2) {
-            line(
-                "circuit breaker, open rejection: 2-thread overhead at most 2× the 1-thread one"
-                    .to_owned(),
-                format!("{o2:+.1} ns vs {o1:+.1} ns"),
-                Some(o2 <= 2.0 * o1.max(1.0)),
-            );
-        }
+        scales(
+            &mut line,
+            "circuit breaker, open rejection",
+            "buttress_circuit_breaker_open",
+        );
     }
     // The rate limiter against governor's `check()`: with the same kind of clock
     // (`Instant`), and each with its default clock (tokio's; quanta's TSC).

@@ -221,7 +221,6 @@ impl<S, C> CircuitBreaker<S, C> {
         C: Clone,
     {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
-            Readiness::Inner => (true, None),
             Readiness::InnerAt(t) => (true, Some(t)),
             Readiness::Rejected { peeked, seen } => {
                 match self.shards.get().reject_peeked(peeked) {
@@ -232,7 +231,8 @@ impl<S, C> CircuitBreaker<S, C> {
             }
             Readiness::Rejecting { seen } => (false, seen),
             // Called without poll_ready: the inner service enforces its own contract.
-            Readiness::Unknown => (true, None),
+            // (`Inner` is `call`'s own fast path and does not come here.)
+            Readiness::Unknown | Readiness::Inner => (true, None),
         };
         let clock = &self.shards.get().extension().clock;
         // The time read by poll_ready, if any, is reused: one clock read per call.

@@ -17,7 +17,16 @@ use tower_layer::Layer;
 /// A [`Clock`] the waiting mode can sleep on: it turns a reading into a tokio deadline.
 pub trait SleepClock: Clock + Clone {
     /// The tokio instant at which this clock will read `at` (or a later one).
-    fn deadline(&self, at: Nanos) -> tokio::time::Instant;
+    ///
+    /// By default it reads the clock again (only calls that must wait get here) and
+    /// puts what is left after tokio's now, rounding late, never early: right for any
+    /// clock that runs at the pace of real time. [`TokioClock`] maps its reading
+    /// exactly instead, so that paused time drives the wait.
+    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
+        let left = at.saturating_sub(self.now()).as_duration();
+        let now = tokio::time::Instant::now();
+        now.checked_add(left).unwrap_or(now)
+    }
 }
 
 impl SleepClock for TokioClock {
@@ -27,26 +36,10 @@ impl SleepClock for TokioClock {
     }
 }
 
-impl SleepClock for MonotonicClock {
-    /// Reads the clock again (only calls that must wait get here) and rounds late,
-    /// never early.
-    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
-        let left = at.saturating_sub(self.now()).as_duration();
-        let now = tokio::time::Instant::now();
-        now.checked_add(left).unwrap_or(now)
-    }
-}
+impl SleepClock for MonotonicClock {}
 
 #[cfg(feature = "quanta")]
-impl SleepClock for crate::clock::QuantaClock {
-    /// Reads the clock again (only calls that must wait get here) and rounds late,
-    /// never early.
-    fn deadline(&self, at: Nanos) -> tokio::time::Instant {
-        let left = at.saturating_sub(self.now()).as_duration();
-        let now = tokio::time::Instant::now();
-        now.checked_add(left).unwrap_or(now)
-    }
-}
+impl SleepClock for crate::clock::QuantaClock {}
 
 /// Configuration shared by [`RateLimitLayer`] and [`KeyedRateLimitLayer`].
 #[derive(Debug, Clone)]

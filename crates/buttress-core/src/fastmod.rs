@@ -25,6 +25,12 @@ impl FastMod {
         }
     }
 
+    /// The divisor.
+    #[inline]
+    pub(crate) fn divisor(self) -> u64 {
+        self.divisor
+    }
+
     /// `n % divisor`.
     #[inline]
     pub(crate) fn rem(self, n: u64) -> u64 {

@@ -224,6 +224,8 @@ mod pool {
     use super::Cell;
     use std::sync::{Mutex, PoisonError};
 
+    /// Locked only when a counter is made or its cell comes back (a bulkhead built or
+    /// dropped), never when a permit is taken or released.
     pub(super) static FREE: Mutex<Vec<&'static Cell>> = Mutex::new(Vec::new());
 
     /// A free cell (its word zero), from the pool or newly allocated.

@@ -50,9 +50,8 @@ fn adjust(c: &AtomicU64, old: u64, new: u64) {
 /// so a healthy breaker's calls only read these lines.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
-    size: u64,
-    /// `idx % size` without a division on every outcome.
-    slot_of: FastMod,
+    /// The window's size N, and `idx % N` without a division on every outcome.
+    size: FastMod,
     ring: Box<[AtomicU64]>,
     /// Written on every outcome written: on lines of their own.
     pos: Padded<AtomicU64>,
@@ -67,8 +66,7 @@ impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         let words = (size as usize).div_ceil(32);
         CountWindow {
-            size: size as u64,
-            slot_of: FastMod::new(size),
+            size: FastMod::new(size),
             pos: Padded(AtomicU64::new(0)),
             ring: (0..words).map(|_| AtomicU64::new(0)).collect(),
             failures: AtomicU64::new(0),
@@ -111,11 +109,11 @@ impl CountWindow {
         };
         adjust(&self.failures, old & 1, new & 1);
         adjust(&self.slow, old >> 1, new >> 1);
-        if new == 0 && idx >= self.size {
+        if new == 0 && idx >= self.size.divisor() {
             return None;
         }
         Some(Counts {
-            calls: (idx + 1).min(self.size),
+            calls: (idx + 1).min(self.size.divisor()),
             failures: read(&self.failures),
             slow: read(&self.slow),
         })
@@ -126,18 +124,20 @@ impl CountWindow {
     /// step behind (see the module docs): at worst a failure stays one call longer.
     #[inline(always)]
     fn all_successes(&self) -> bool {
-        self.pos.load(Relaxed) >= self.size && read(&self.failures) == 0 && read(&self.slow) == 0
+        self.pos.load(Relaxed) >= self.size.divisor()
+            && read(&self.failures) == 0
+            && read(&self.slow) == 0
     }
 
     /// `idx % size`.
     #[inline]
     fn slot(&self, idx: u64) -> u64 {
-        self.slot_of.rem(idx)
+        self.size.rem(idx)
     }
 
     pub(crate) fn counts(&self) -> Counts {
         Counts {
-            calls: self.pos.load(Relaxed).min(self.size),
+            calls: self.pos.load(Relaxed).min(self.size.divisor()),
             failures: read(&self.failures),
             slow: read(&self.slow),
         }
