@@ -53,7 +53,6 @@ pin_project! {
 
 /// Everything a call needs to decide on retries, kept by value in the future.
 pub(crate) struct Attempts<P, C, L> {
-    config: Config,
     budget: BudgetHold,
     start: Nanos,
     made: u32,
@@ -66,26 +65,41 @@ pub(crate) struct Attempts<P, C, L> {
     listener: L,
 }
 
-/// The layer's shared state (for its budget and instruments), and the withdrawal for a
-/// retry that is waiting: dropped before the retry is sent (cancelled), the withdrawal
-/// is refunded.
+/// The layer's shared state (its config, budget and instruments), and the withdrawal
+/// for a retry that is waiting: dropped before the retry is sent (cancelled), the
+/// withdrawal is refunded.
 struct BudgetHold {
-    /// `None` when the layer has no budget and no instruments record anything.
-    shared: Option<ShardRef<Shared>>,
+    shared: ShardRef<Shared>,
     pending: Option<Withdrawal>,
 }
 
 impl BudgetHold {
     #[inline]
-    fn budget(&self) -> Option<&RetryBudget> {
-        self.shared.as_ref()?.get().budget.as_deref()
+    fn config(&self) -> &Config {
+        &self.shared.get().config
     }
 
-    /// Runs `f` with the instruments, if they can record anything.
+    #[inline]
+    fn budget(&self) -> Option<&RetryBudget> {
+        self.shared.get().budget.as_deref()
+    }
+
+    /// Runs `f` with the instruments.
     #[inline]
     fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
-        if let Some(s) = &self.shared {
-            f(&s.get().obs);
+        f(&self.shared.get().obs);
+    }
+}
+
+impl BudgetHold {
+    /// Gives a pending withdrawal back (its retry is not sent).
+    #[cold]
+    #[inline(never)]
+    fn refund(&mut self) {
+        if let Some(w) = self.pending.take() {
+            if let Some(b) = self.budget() {
+                b.refund(w);
+            }
         }
     }
 }
@@ -93,10 +107,8 @@ impl BudgetHold {
 impl Drop for BudgetHold {
     #[inline]
     fn drop(&mut self) {
-        if let Some(w) = self.pending.take() {
-            if let Some(b) = self.budget() {
-                b.refund(w);
-            }
+        if self.pending.is_some() {
+            self.refund();
         }
     }
 }
@@ -111,8 +123,7 @@ enum Step {
 impl<P, C, L> Attempts<P, C, L> {
     #[inline]
     pub(crate) fn new(
-        config: Config,
-        shared: Option<ShardRef<Shared>>,
+        shared: ShardRef<Shared>,
         start: Nanos,
         seed: u64,
         policy: P,
@@ -120,7 +131,6 @@ impl<P, C, L> Attempts<P, C, L> {
         listener: L,
     ) -> Self {
         Attempts {
-            config,
             budget: BudgetHold {
                 shared,
                 pending: None,
@@ -144,7 +154,9 @@ impl<P, C, L> Attempts<P, C, L> {
     {
         match req {
             // Attempts left, and a copy of the request to send.
-            Some(req) if self.made < self.config.max_attempts => self.policy.decide(req, result),
+            Some(req) if self.made < self.budget.config().max_attempts => {
+                self.policy.decide(req, result)
+            }
             // No attempt left, or the request could not be copied: it is final.
             _ => Decision::Return,
         }
@@ -156,14 +168,12 @@ impl<P, C, L> Attempts<P, C, L> {
     where
         L: Listener,
     {
+        let config = *self.budget.config();
         let (delay, reason) = match decision {
             Decision::Return => return Step::Return,
             Decision::Retry => {
                 let mut rng = SmallRng::seed_from_u64(self.seed);
-                let d = self
-                    .config
-                    .backoff
-                    .delay(self.made, self.prev_delay, &mut rng);
+                let d = config.backoff.delay(self.made, self.prev_delay, &mut rng);
                 self.seed = rng.next_u64();
                 self.prev_delay = d;
                 let reason = if is_ok {
@@ -175,25 +185,20 @@ impl<P, C, L> Attempts<P, C, L> {
             }
             Decision::RetryAfter(wait) => (Nanos::from_duration(wait), RetryReason::Pushback),
         };
-        if delay > self.config.max_wait {
+        if delay > config.max_wait {
             return Step::Return;
         }
         let mut now = None;
-        if let Some(deadline) = self.config.deadline {
-            let t = self.config.clock.now();
+        if let Some(deadline) = config.deadline {
+            let t = config.clock.now();
             now = Some(t);
             let ends = self.start + deadline;
-            if t + delay + self.config.min_attempt_time > ends {
+            if t + delay + config.min_attempt_time > ends {
                 return Step::Return;
             }
         }
-        if let Some(budget) = self
-            .budget
-            .shared
-            .as_ref()
-            .and_then(|s| s.get().budget.as_ref())
-        {
-            let t = now.unwrap_or_else(|| self.config.clock.now());
+        if let Some(budget) = self.budget.shared.get().budget.as_ref() {
+            let t = now.unwrap_or_else(|| config.clock.now());
             match budget.try_withdraw(t) {
                 Some(w) => self.budget.pending = Some(w),
                 None => return Step::BudgetRefused,
@@ -306,11 +311,7 @@ where
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
-                        if let Some(w) = this.attempts.budget.pending.take() {
-                            if let Some(b) = this.attempts.budget.budget() {
-                                b.refund(w);
-                            }
-                        }
+                        this.attempts.budget.refund();
                         let made = this.attempts.made;
                         this.attempts
                             .budget
@@ -325,7 +326,7 @@ where
                         unreachable!("a retry is only scheduled with a copy of the request")
                     };
                     this.attempts.made += 1;
-                    if this.attempts.made < this.attempts.config.max_attempts {
+                    if this.attempts.made < this.attempts.budget.config().max_attempts {
                         *this.request = this.attempts.cloner.clone_request(&req);
                     }
                     // The retry is sent: its withdrawal is spent.

@@ -31,8 +31,10 @@ pub(crate) struct Config {
     pub(crate) needs_clock: bool,
 }
 
-/// The shared state and its handles (see [`crate::shard`]): every call's future that
-/// reaches the budget holds one handle, picked by the calling thread.
+/// The shared state and its handles (see [`crate::shard`]): every call's future holds
+/// one handle, picked by the calling thread, and reads the config, the budget and the
+/// instruments through it when it retries (copying the config into every future would
+/// cost more than the reference).
 pub(crate) type Shards = crate::shard::Shards<Shared>;
 
 /// What the services of one layer share.

@@ -24,9 +24,6 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     slot: u8,
 }
 
-/// Whether the instruments record anything (a feature is on).
-const OBSERVED: bool = cfg!(any(feature = "metrics", feature = "tracing"));
-
 /// Spacing between the seeds of consecutive calls of one service (the golden ratio;
 /// `SmallRng::seed_from_u64` mixes the seed further).
 const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -124,12 +121,10 @@ where
                 b.deposit_cached(|| clock.now());
             }
         }
-        // The future reaches the budget and the instruments through the shared state:
-        // one reference taken, on this thread's handle (see `crate::shard`), only when
-        // it has a budget to spend or instruments to record to (always with the
-        // `metrics` or `tracing` feature).
-        let handle =
-            (OBSERVED || shared.budget.is_some()).then(|| shards.at(&mut self.slot).clone());
+        // The future reaches the config, the budget and the instruments through the
+        // shared state: one reference, taken on this thread's handle (see
+        // `crate::shard`).
+        let handle = shards.at(&mut self.slot).clone();
         shared.obs.attempt();
         let next = if config.max_attempts > 1 {
             self.cloner.clone_request(&req)
@@ -147,7 +142,6 @@ where
             svc,
             next,
             Attempts::new(
-                *config,
                 handle,
                 start,
                 seed,
