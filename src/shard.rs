@@ -10,11 +10,13 @@
 //! service keeps the handle of the thread that first calls it (services are mostly
 //! called from one thread: a clone per connection or per request), so threads on
 //! different handles share no written line. A service that moves to another thread
-//! keeps its handle: still correct, only no longer alone on its line. The handles are
-//! made once, with the layer; services and their clones share them.
+//! keeps its handle: still correct, only no longer alone on its line. A handle is made
+//! the first time a thread asks for it (most states are reached from one or two
+//! threads, and a retry layer makes a state per service it wraps); services and their
+//! clones share them.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// How many handles one shared state's references are spread over.
 pub(crate) const SHARDS: usize = 16;
@@ -22,7 +24,7 @@ pub(crate) const SHARDS: usize = 16;
 /// A shared state and its handles.
 pub(crate) struct Shards<T> {
     inner: Arc<T>,
-    shards: [ShardRef<T>; SHARDS],
+    shards: [OnceLock<ShardRef<T>>; SHARDS],
 }
 
 /// One handle: the shared state, behind a reference count of its own.
@@ -38,12 +40,10 @@ struct Shard<T> {
 
 impl<T> Shards<T> {
     pub(crate) fn new(inner: Arc<T>) -> Arc<Self> {
-        let shards = std::array::from_fn(|_| {
-            ShardRef(Arc::new(Shard {
-                inner: Arc::clone(&inner),
-            }))
-        });
-        Arc::new(Shards { inner, shards })
+        Arc::new(Shards {
+            inner,
+            shards: std::array::from_fn(|_| OnceLock::new()),
+        })
     }
 
     /// The shared state.
@@ -64,7 +64,15 @@ impl<T> Shards<T> {
         if *slot == UNSET {
             *slot = (thread_slot() % SHARDS) as u8;
         }
-        &self.shards[*slot as usize % SHARDS]
+        self.shards[*slot as usize % SHARDS].get_or_init(|| self.new_handle())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_handle(&self) -> ShardRef<T> {
+        ShardRef(Arc::new(Shard {
+            inner: Arc::clone(&self.inner),
+        }))
     }
 }
 
@@ -128,8 +136,10 @@ mod tests {
     #[test]
     fn every_handle_leads_to_the_one_state_and_counts_apart() {
         let shards = Shards::new(Arc::new(7u32));
-        for handle in &shards.shards {
-            assert!(std::ptr::eq(handle.get(), shards.get()));
+        assert_eq!(Arc::strong_count(shards.arc()), 1, "no handle made yet");
+        for i in 0..SHARDS {
+            let mut slot = i as u8;
+            assert!(std::ptr::eq(shards.at(&mut slot).get(), shards.get()));
         }
         // A clone counts on its handle's own count, not on the state's.
         let mut slot = UNSET;

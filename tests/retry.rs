@@ -626,3 +626,85 @@ async fn clones_share_the_budget() {
     // 6 requests, and a reserve of 3 retries between all of them.
     assert_eq!(calls.lock().unwrap().len(), 9);
 }
+
+/// A service that counts its clones (all clones share the counter).
+struct CountsClones {
+    clones: Arc<AtomicU32>,
+    fail_first: Arc<AtomicU32>,
+}
+
+impl Clone for CountsClones {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        CountsClones {
+            clones: self.clones.clone(),
+            fail_first: self.fail_first.clone(),
+        }
+    }
+}
+
+impl Service<u32> for CountsClones {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<u32, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        // The first `fail_first` calls fail.
+        let failing = self
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        std::future::ready(if failing { Err("down".into()) } else { Ok(req) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_is_not_retried_clones_no_service() {
+    let clones = Arc::new(AtomicU32::new(0));
+    let fail_first = Arc::new(AtomicU32::new(0));
+    let layer = RetryLayer::builder()
+        .backoff(Backoff::constant(ms(10)).with_jitter(Jitter::None))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(CountsClones {
+        clones: clones.clone(),
+        fail_first: fail_first.clone(),
+    });
+    // The layer keeps one clone as the prototype of retries.
+    assert_eq!(clones.load(Ordering::SeqCst), 1);
+    for i in 0..100 {
+        assert_eq!(svc.ready().await.unwrap().call(i).await.unwrap(), i);
+    }
+    assert_eq!(clones.load(Ordering::SeqCst), 1, "no clone per call");
+
+    // A call that is retried twice clones the prototype once, and the retries answer.
+    fail_first.store(2, Ordering::SeqCst);
+    assert_eq!(svc.ready().await.unwrap().call(7).await.unwrap(), 7);
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        2,
+        "one clone for the retries"
+    );
+    // Clones of the retry service share the prototype.
+    let mut other = svc.clone();
+    let before = clones.load(Ordering::SeqCst);
+    fail_first.store(1, Ordering::SeqCst);
+    assert_eq!(other.ready().await.unwrap().call(8).await.unwrap(), 8);
+    assert_eq!(clones.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
+fn futures_are_send_over_a_service_that_is_send_but_not_sync() {
+    fn send<T: Send>(_: &T) {}
+    let inner = tower::util::BoxCloneService::new(tower::service_fn(|n: u32| async move {
+        Ok::<u32, BoxError>(n)
+    }));
+    let mut svc = RetryLayer::builder().build().unwrap().layer(inner);
+    send(&svc);
+    let fut = svc.call(1);
+    send(&fut);
+}

@@ -246,6 +246,16 @@ macro_rules! buttress_rows {
             buttress_pipeline().layer($bare),
             $req,
         );
+        v.visit(
+            row(
+                $workload,
+                "buttress_pipeline_quanta",
+                BUTTRESS,
+                "pipeline, its rate limiter on the quanta clock",
+            ),
+            buttress_pipeline_quanta().layer($bare),
+            $req,
+        );
     }};
 }
 
@@ -319,6 +329,33 @@ fn buttress_pipeline() -> buttress::pipeline::Resilience<
         .retry(buttress_retry(true))
         .circuit_breaker(buttress_breaker())
         .rate_limit(buttress_rate_limit().build().expect("a valid rate limiter"))
+        .bulkhead(buttress_bulkhead())
+}
+
+/// The pipeline of [`buttress_pipeline`] with its rate limiter on [`QuantaClock`]
+/// (the time-stamp counter, as governor reads it), the one part that reads a clock on
+/// every call.
+///
+/// [`QuantaClock`]: buttress::clock::QuantaClock
+fn buttress_pipeline_quanta() -> buttress::pipeline::Resilience<
+    tower::layer::util::Identity,
+    buttress::timeout::TimeoutLayer,
+    buttress::retry::RetryLayer,
+    buttress::circuit_breaker::CircuitBreakerLayer,
+    buttress::rate_limit::RateLimitLayer<buttress::clock::QuantaClock>,
+    tower::layer::util::Identity,
+    buttress::bulkhead::BulkheadLayer,
+> {
+    buttress::pipeline::Resilience::new("bench")
+        .timeout(buttress_timeout())
+        .retry(buttress_retry(true))
+        .circuit_breaker(buttress_breaker())
+        .rate_limit(
+            buttress_rate_limit()
+                .clock(buttress::clock::QuantaClock::new())
+                .build()
+                .expect("a valid rate limiter"),
+        )
         .bulkhead(buttress_bulkhead())
 }
 

@@ -1,7 +1,7 @@
 //! The retry response future: a state machine of calling, waiting and readying.
 
 use super::error::{BudgetExhausted, RetriesExhausted};
-use super::layer::{Config, Shared};
+use super::layer::{Config, Proto};
 use super::policy::{CloneRequest, Decision, Listener, Policy, RetryEvent, RetryReason};
 use crate::error::BoxError;
 use crate::shard::ShardRef;
@@ -30,10 +30,12 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        service: S,
+        // The service retries are sent through: a clone of the layer's prototype, made
+        // at the first retry (a call that is not retried clones nothing).
+        service: Option<S>,
         // The copy of the request for the next attempt, if there may be one.
         request: Option<Req>,
-        attempts: Attempts<P, C, L>,
+        attempts: Attempts<S, P, C, L>,
     }
 }
 
@@ -52,8 +54,8 @@ pin_project! {
 }
 
 /// Everything a call needs to decide on retries, kept by value in the future.
-pub(crate) struct Attempts<P, C, L> {
-    budget: BudgetHold,
+pub(crate) struct Attempts<S, P, C, L> {
+    budget: BudgetHold<S>,
     start: Nanos,
     made: u32,
     /// Seeds the jitter of the next retry; each retry draws from
@@ -65,33 +67,33 @@ pub(crate) struct Attempts<P, C, L> {
     listener: L,
 }
 
-/// The layer's shared state (its config, budget and instruments), and the withdrawal
-/// for a retry that is waiting: dropped before the retry is sent (cancelled), the
-/// withdrawal is refunded.
-struct BudgetHold {
-    shared: ShardRef<Shared>,
+/// The service's prototype and the layer's shared state (its config, budget and
+/// instruments), and the withdrawal for a retry that is waiting: dropped before the
+/// retry is sent (cancelled), the withdrawal is refunded.
+struct BudgetHold<S> {
+    proto: ShardRef<Proto<S>>,
     pending: Option<Withdrawal>,
 }
 
-impl BudgetHold {
+impl<S> BudgetHold<S> {
     #[inline]
     fn config(&self) -> &Config {
-        &self.shared.get().config
+        &self.proto.get().shared.config
     }
 
     #[inline]
     fn budget(&self) -> Option<&RetryBudget> {
-        self.shared.get().budget.as_deref()
+        self.proto.get().shared.budget.as_deref()
     }
 
     /// Runs `f` with the instruments.
     #[inline]
     fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
-        f(&self.shared.get().obs);
+        f(&self.proto.get().shared.obs);
     }
 }
 
-impl BudgetHold {
+impl<S> BudgetHold<S> {
     /// Gives a pending withdrawal back (its retry is not sent).
     #[cold]
     #[inline(never)]
@@ -104,7 +106,7 @@ impl BudgetHold {
     }
 }
 
-impl Drop for BudgetHold {
+impl<S> Drop for BudgetHold<S> {
     #[inline]
     fn drop(&mut self) {
         if self.pending.is_some() {
@@ -120,10 +122,10 @@ enum Step {
     BudgetRefused,
 }
 
-impl<P, C, L> Attempts<P, C, L> {
+impl<S, P, C, L> Attempts<S, P, C, L> {
     #[inline]
     pub(crate) fn new(
-        shared: ShardRef<Shared>,
+        proto: ShardRef<Proto<S>>,
         start: Nanos,
         seed: u64,
         policy: P,
@@ -132,7 +134,7 @@ impl<P, C, L> Attempts<P, C, L> {
     ) -> Self {
         Attempts {
             budget: BudgetHold {
-                shared,
+                proto,
                 pending: None,
             },
             start,
@@ -197,7 +199,7 @@ impl<P, C, L> Attempts<P, C, L> {
                 return Step::Return;
             }
         }
-        if let Some(budget) = self.budget.shared.get().budget.as_ref() {
+        if let Some(budget) = self.budget.budget() {
             let t = now.unwrap_or_else(|| config.clock.now());
             match budget.try_withdraw(t) {
                 Some(w) => self.budget.pending = Some(w),
@@ -241,13 +243,12 @@ where
 {
     pub(crate) fn new(
         fut: S::Future,
-        service: S,
         request: Option<Req>,
-        attempts: Attempts<P, C, L>,
+        attempts: Attempts<S, P, C, L>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { fut },
-            service,
+            service: None,
             request,
             attempts,
         }
@@ -256,7 +257,7 @@ where
 
 impl<S, Req, P, C, L> ResponseFuture<S, Req, P, C, L>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     P: Policy<Req, S::Response>,
     C: CloneRequest<Req>,
@@ -308,7 +309,13 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    let service = match this.service {
+                        Some(service) => service,
+                        None => this
+                            .service
+                            .insert(this.attempts.budget.proto.get().service()),
+                    };
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
                         this.attempts.budget.refund();
@@ -332,7 +339,7 @@ where
                     // The retry is sent: its withdrawal is spent.
                     this.attempts.budget.pending = None;
                     this.attempts.budget.observe(|obs| obs.attempt());
-                    let fut = this.service.call(req);
+                    let fut = service.call(req);
                     this.state.set(State::Calling { fut });
                 }
             }
@@ -342,7 +349,7 @@ where
 
 impl<S, Req, P, C, L> Future for ResponseFuture<S, Req, P, C, L>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     P: Policy<Req, S::Response>,
     C: CloneRequest<Req>,

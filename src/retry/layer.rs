@@ -8,8 +8,8 @@ use buttress_core::backoff::Backoff;
 use buttress_core::budget::RetryBudget;
 use buttress_core::{ConfigError, Nanos};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower_layer::Layer;
 
@@ -31,11 +31,52 @@ pub(crate) struct Config {
     pub(crate) needs_clock: bool,
 }
 
-/// The shared state and its handles (see [`crate::shard`]): every call's future holds
-/// one handle, picked by the calling thread, and reads the config, the budget and the
-/// instruments through it when it retries (copying the config into every future would
-/// cost more than the reference).
-pub(crate) type Shards = crate::shard::Shards<Shared>;
+/// What a service made by the layer shares with its clones and with its calls'
+/// futures, with its per-thread handles (see [`crate::shard`]): every call's future
+/// holds one handle, picked by the calling thread, and reads the config, the budget and
+/// the instruments through it when it retries (copying the config into every future
+/// would cost more than the reference).
+pub(crate) type Shards<S> = crate::shard::Shards<Proto<S>>;
+
+/// The layer's shared state, and the service as the layer wrapped it.
+///
+/// Retries are sent through clones of this prototype, made when a retry is about to be
+/// sent, so a call that is not retried clones no service: the stack below a retry is
+/// often several layers (a breaker, a limiter, a bulkhead), each of whose clones
+/// counts a reference to shared state. The lock is taken only to clone it for a retry;
+/// it keeps the futures `Send` for services that are `Send` but not `Sync` (a boxed
+/// service).
+pub(crate) struct Proto<S> {
+    pub(crate) shared: Arc<Shared>,
+    service: Mutex<S>,
+}
+
+impl<S> Proto<S> {
+    pub(crate) fn new(shared: Arc<Shared>, service: S) -> Self {
+        Proto {
+            shared,
+            service: Mutex::new(service),
+        }
+    }
+
+    /// A clone of the prototype, to send a retry through.
+    pub(crate) fn service(&self) -> S
+    where
+        S: Clone,
+    {
+        // A panic in another clone leaves the service as it was: cloning takes `&S`.
+        self.service
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<S> fmt::Debug for Proto<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
 
 /// What the services of one layer share.
 #[derive(Debug)]
@@ -67,7 +108,7 @@ const STREAM_GAP: u64 = 0xD1B5_4A32_D192_ED03;
 /// Built with [`RetryLayer::builder`]; see the [module docs](super) for the behaviour.
 /// Every service the layer makes, and every clone of those, shares the layer's budget.
 pub struct RetryLayer<P = DefaultPolicy, C = ByClone, L = NoListener> {
-    shared: Arc<Shards>,
+    shared: Arc<Shared>,
     policy: P,
     cloner: C,
     listener: L,
@@ -87,8 +128,8 @@ impl<P: Clone, C: Clone, L: Clone> Clone for RetryLayer<P, C, L> {
 impl<P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for RetryLayer<P, C, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
-            .field("config", &self.shared.get().config)
-            .field("budget", &self.shared.get().budget)
+            .field("config", &self.shared.config)
+            .field("budget", &self.shared.budget)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -123,20 +164,20 @@ impl<P, C, L> RetryLayer<P, C, L> {
     /// The budget the layer's services spend, if any (to observe it; its time is the
     /// layer's clock, which started when the layer was built).
     pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
-        self.shared.get().budget.as_ref()
+        self.shared.budget.as_ref()
     }
 
     /// Takes `name` for metrics and tracing unless named already.
     pub(crate) fn adopt_name(&self, name: &Arc<str>) {
-        self.shared.get().obs.adopt(name);
+        self.shared.obs.adopt(name);
     }
 }
 
-impl<S, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
+impl<S: Clone, P: Clone, C: Clone, L: Clone> Layer<S> for RetryLayer<P, C, L> {
     type Service = Retry<S, P, C, L>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.shared.get().obs.ensure();
+        self.shared.obs.ensure();
         Retry::new(
             inner,
             self.shared.clone(),
@@ -328,13 +369,13 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
             needs_clock: self.settings.deadline.is_some(),
         };
         Ok(RetryLayer {
-            shared: Shards::new(Arc::new(Shared {
+            shared: Arc::new(Shared {
                 config,
                 budget,
                 obs: RetryObs::new(self.settings.name.as_ref(), ()),
                 seed: self.settings.seed.unwrap_or_else(random_seed),
                 streams: AtomicU64::new(0),
-            })),
+            }),
             policy: self.policy,
             cloner: self.cloner,
             listener: self.listener,
@@ -392,7 +433,7 @@ mod tests {
     #[test]
     fn seeds_are_distinct_per_service() {
         let layer = RetryLayer::builder().seed(7).build().unwrap();
-        assert_eq!(layer.shared.get().next_seed(), 7);
-        assert_ne!(layer.shared.get().next_seed(), 7);
+        assert_eq!(layer.shared.next_seed(), 7);
+        assert_ne!(layer.shared.next_seed(), 7);
     }
 }

@@ -32,13 +32,31 @@
 //! number of attempts and the last error as its source. A [`Listener`] hears of every
 //! retry (attempt, delay, reason); the default costs nothing.
 //!
+//! # Which service a retry goes through
+//!
+//! The first attempt goes through the service that was made ready, as tower's
+//! contract says. Retries go through a clone of the service as the layer wrapped it
+//! (its prototype, kept with the layer's state when [`Layer::layer`] is called),
+//! cloned when the first retry is about to be sent and made ready again before each
+//! retry. So a call that is not retried clones no service: below a retry there is
+//! often a stack of layers (a breaker, a limiter, a bulkhead) whose clones each count
+//! a reference to their shared state, and tower's own `Retry`, which clones the inner
+//! service on every call, pays for all of them on every call. The difference shows
+//! only for a service whose clones differ: a change made through
+//! [`Retry::get_mut`] reaches the first attempts, not the prototype.
+//!
 //! # Cost
 //!
 //! A first attempt that succeeds reads no clock unless a deadline is set (the budget's
 //! deposit is one atomic add at the budget's cached epoch, with a clock read in 64
-//! calls to move that epoch on), creates no timer and allocates nothing. A retry's
-//! wait allocates its timer: boxed, it keeps over a hundred bytes out of every
-//! call's future, which is moved on every call.
+//! calls to move that epoch on), creates no timer, clones no service and allocates
+//! nothing. Its future holds one counted reference to the layer's state, taken on the
+//! calling thread's own handle (so threads share no written cache line), through which a retry
+//! reads the configuration, the budget and the prototype. A retry's wait allocates
+//! its timer: boxed, it keeps over a hundred bytes out of every call's future, which
+//! is moved on every call.
+//!
+//! [`Layer::layer`]: tower_layer::Layer::layer
 //!
 //! # Metrics and tracing
 //!
@@ -47,8 +65,7 @@
 //! each retry is a `DEBUG` event (attempt, delay, reason) and budget exhaustion a
 //! `WARN`. Name the layer with [`RetryLayerBuilder::name`]; see
 //! [`observe`](crate::observe). The response future reaches the instruments through the
-//! layer's shared state: with a budget it holds that already; without one, a feature
-//! on makes each call take that one `Arc` clone.
+//! reference it holds already.
 //!
 //! # Example
 //!

@@ -1,7 +1,7 @@
 //! The retry service.
 
 use super::future::{Attempts, ResponseFuture};
-use super::layer::Shards;
+use super::layer::{Proto, Shards, Shared};
 use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
 use crate::error::BoxError;
 use buttress_core::{Clock, Nanos};
@@ -13,7 +13,9 @@ use tower_service::Service;
 /// Retries the calls of `S`; made by [`RetryLayer`](super::RetryLayer).
 pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     inner: S,
-    shared: Arc<Shards>,
+    /// The layer's shared state and the prototype of `inner` that retries clone,
+    /// with their per-thread handles.
+    shared: Arc<Shards<S>>,
     policy: P,
     cloner: C,
     listener: L,
@@ -29,8 +31,12 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
 const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl<S, P, C, L> Retry<S, P, C, L> {
-    pub(crate) fn new(inner: S, shared: Arc<Shards>, policy: P, cloner: C, listener: L) -> Self {
-        let seed = shared.get().next_seed();
+    pub(crate) fn new(inner: S, shared: Arc<Shared>, policy: P, cloner: C, listener: L) -> Self
+    where
+        S: Clone,
+    {
+        let seed = shared.next_seed();
+        let shared = crate::shard::Shards::new(Arc::new(Proto::new(shared, inner.clone())));
         Retry {
             inner,
             shared,
@@ -47,7 +53,9 @@ impl<S, P, C, L> Retry<S, P, C, L> {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably: the one first attempts go through. Retries go
+    /// through clones of the service as the layer wrapped it, which this does not
+    /// change (see the [module docs](super)).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -63,7 +71,7 @@ impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            seed: self.shared.get().next_seed(),
+            seed: self.shared.get().shared.next_seed(),
             slot: crate::shard::UNSET,
             shared: self.shared.clone(),
             policy: self.policy.clone(),
@@ -77,7 +85,7 @@ impl<S: fmt::Debug, P: fmt::Debug, C: fmt::Debug, L> fmt::Debug for Retry<S, P, 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("config", &self.shared.get().config)
+            .field("config", &self.shared.get().shared.config)
             .field("policy", &self.policy)
             .field("clone_request", &self.cloner)
             .finish_non_exhaustive()
@@ -104,7 +112,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let shards = &*self.shared;
-        let shared = shards.get();
+        let shared = &*shards.get().shared;
         let config = &shared.config;
         // A clock read only when the deadline needs one.
         let start = if config.needs_clock {
@@ -121,9 +129,8 @@ where
                 b.deposit_cached(|| clock.now());
             }
         }
-        // The future reaches the config, the budget and the instruments through the
-        // shared state: one reference, taken on this thread's handle (see
-        // `crate::shard`).
+        // The future reaches the config, the budget, the instruments and the prototype
+        // through one reference, taken on this thread's handle (see `crate::shard`).
         let handle = shards.at(&mut self.slot).clone();
         shared.obs.attempt();
         let next = if config.max_attempts > 1 {
@@ -133,13 +140,11 @@ where
         };
         let seed = self.seed;
         self.seed = self.seed.wrapping_add(CALL_GAP);
-        // Call the service that was made ready; keep a clone for the next call.
-        let clone = self.inner.clone();
-        let mut svc = std::mem::replace(&mut self.inner, clone);
-        let fut = svc.call(req);
+        // Call the service that was made ready. Retries go through clones of the
+        // prototype, so this call clones no service.
+        let fut = self.inner.call(req);
         ResponseFuture::new(
             fut,
-            svc,
             next,
             Attempts::new(
                 handle,
