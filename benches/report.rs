@@ -240,6 +240,7 @@ const EQUIVALENTS: &[(&str, &[&str])] = &[
     ),
     ("buttress_fallback", &["tr_fallback"]),
     ("buttress_pipeline", &["tr_stack4"]),
+    ("buttress_pipeline_quanta", &["tr_stack4"]),
 ];
 
 /// Each buttress row against its peers, on 1 and on 2 threads.
@@ -309,6 +310,11 @@ fn targets(out: &mut String, data: &Data) {
     };
     let ns_limits: &[(&str, &str, f64)] = &[
         ("buttress_pipeline", "full pipeline", 60.0),
+        (
+            "buttress_pipeline_quanta",
+            "full pipeline, limiter on quanta clock",
+            60.0,
+        ),
         ("buttress_circuit_breaker", "circuit breaker, closed", 10.0),
         ("buttress_retry", "retry, first attempt succeeds", 5.0),
         ("buttress_retry_budget", "retry with budget", 12.0),
@@ -345,18 +351,25 @@ fn targets(out: &mut String, data: &Data) {
     ] {
         scales(&mut line, what, id);
     }
-    // The breaker's rejection: a clock read (is the wait over?) and a boxed error.
-    if present("buttress_circuit_breaker_open") {
-        let o = over(g1, "buttress_circuit_breaker_open");
+    // The breaker's rejection: a clock read (is the wait over?) and a boxed error;
+    // with each clock.
+    for (id, clock) in [
+        ("buttress_circuit_breaker_open", "tokio clock"),
+        ("buttress_circuit_breaker_open_quanta", "quanta clock"),
+    ] {
+        if !present(id) {
+            continue;
+        }
+        let o = over(g1, id);
         line(
-            "circuit breaker, open rejection: at most 30 ns over bare".to_owned(),
+            format!("circuit breaker, open rejection ({clock}): at most 30 ns over bare"),
             format!("{} ns", signed(o, 1)),
             o.map(|o| o <= 30.0),
         );
         scales(
             &mut line,
-            "circuit breaker, open rejection",
-            "buttress_circuit_breaker_open",
+            &format!("circuit breaker, open rejection ({clock})"),
+            id,
         );
     }
     // The rate limiter against governor's `check()`: with the same kind of clock

@@ -72,6 +72,16 @@ impl QuantaClock {
     }
 }
 
+#[cfg(all(test, feature = "quanta"))]
+impl QuantaClock {
+    /// A clock on quanta's mock counter, which the returned handle moves.
+    pub(crate) fn mocked() -> (Self, std::sync::Arc<quanta::Mock>) {
+        let (clock, mock) = quanta::Clock::mock();
+        let origin = clock.raw();
+        (QuantaClock { clock, origin }, mock)
+    }
+}
+
 #[cfg(feature = "quanta")]
 impl Default for QuantaClock {
     fn default() -> Self {

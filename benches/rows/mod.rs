@@ -279,8 +279,10 @@ fn buttress_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
 
 /// The breaker of [`buttress_breaker`], tripped by real failures and waiting an hour:
 /// every call is rejected, and decided on a clock read (is the wait over?).
-fn open_breaker() -> buttress::circuit_breaker::CircuitBreakerLayer {
-    let layer = buttress::circuit_breaker::CircuitBreakerLayer::builder()
+fn open_breaker(
+    builder: buttress::circuit_breaker::CircuitBreakerBuilder,
+) -> buttress::circuit_breaker::CircuitBreakerLayer {
+    let layer = builder
         .wait_in_open(Duration::from_secs(3600))
         .build()
         .expect("a valid breaker");
@@ -440,7 +442,21 @@ pub fn visit_all<V: Visit>(v: &mut V) {
                 "circuit breaker, open: rejection",
             )
         },
-        open_breaker().layer(Bare),
+        open_breaker(buttress::circuit_breaker::CircuitBreakerLayer::builder()).layer(Bare),
+        trivial_req,
+    );
+    v.visit(
+        Row {
+            refuses: true,
+            ..row(
+                Trivial,
+                "buttress_circuit_breaker_open_quanta",
+                BUTTRESS,
+                "circuit breaker, open: rejection (quanta clock)",
+            )
+        },
+        open_breaker(buttress::circuit_breaker::CircuitBreakerLayer::builder().quanta_clock())
+            .layer(Bare),
         trivial_req,
     );
     v.visit(

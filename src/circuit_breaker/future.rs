@@ -5,7 +5,6 @@ use super::error::CircuitOpen;
 use super::layer::Shared;
 use super::layer::{Ext, ShardRef};
 use crate::classify::{Classify, Outcome};
-use crate::clock::Clock;
 use crate::error::{BoxError, RejectionKind};
 use buttress_core::breaker::Permit;
 use pin_project_lite::pin_project;
@@ -100,10 +99,10 @@ where
             #[cfg(feature = "metrics")]
             {
                 let now = observe(permit.breaker(), permit.started_at(), outcome);
-                permit.record_once_with(outcome, |ext| now.unwrap_or_else(|| ext.clock.now()));
+                permit.record_once_with(outcome, |ext| now.unwrap_or_else(|| ext.now()));
             }
             #[cfg(not(feature = "metrics"))]
-            permit.record_once_with(outcome, |ext| ext.clock.now());
+            permit.record_once_with(outcome, |ext| ext.now());
         }
         Poll::Ready(result)
     }
@@ -120,11 +119,12 @@ fn observe(
     outcome: Outcome,
 ) -> Option<crate::clock::Nanos> {
     let breaker = breaker?;
-    let Ext { clock, obs } = breaker.extension();
-    obs.outcome(outcome);
+    let ext = breaker.extension();
+    ext.obs.outcome(outcome);
     if breaker.times_calls() && outcome != Outcome::Ignored {
-        let now = clock.now();
-        obs.duration(now.saturating_sub(started_at).as_duration());
+        let now = ext.now();
+        ext.obs
+            .duration(now.saturating_sub(started_at).as_duration());
         return Some(now);
     }
     None

@@ -1,7 +1,7 @@
 //! A cheap, cloneable handle to one breaker: read it, and control it by hand.
 
 use super::layer::Shared;
-use crate::clock::{Clock, TokioClock};
+use crate::clock::TokioClock;
 use buttress_core::breaker::{Metrics, State};
 use std::sync::Arc;
 
@@ -29,27 +29,29 @@ impl CircuitBreakerHandle {
 
     /// A snapshot of the state, the window's counts and rates, and the rejections.
     pub fn metrics(&self) -> Metrics {
-        self.breaker.metrics(self.clock().now())
+        self.breaker.metrics(self.breaker.extension().now())
     }
 
     /// Rejects every call until [`reset`](Self::reset) or [`disable`](Self::disable).
     pub fn force_open(&self) {
-        self.breaker.force_open(self.clock().now())
+        self.breaker.force_open(self.breaker.extension().now())
     }
 
     /// Lets every call through and records nothing until [`reset`](Self::reset) or
     /// [`force_open`](Self::force_open).
     pub fn disable(&self) {
-        self.breaker.disable(self.clock().now())
+        self.breaker.disable(self.breaker.extension().now())
     }
 
     /// Closes the breaker with an empty window, from any state.
     pub fn reset(&self) {
-        self.breaker.reset(self.clock().now())
+        self.breaker.reset(self.breaker.extension().now())
     }
 
     /// The clock the breaker's times are on (to turn a transition's `at` into an
-    /// instant with [`TokioClock::instant_at`]).
+    /// instant with [`TokioClock::instant_at`]). With the builder's `quanta_clock`
+    /// the times are read from the time-stamp counter, started at the same moment:
+    /// the mapping holds as long as tokio's time is not paused.
     pub fn clock(&self) -> TokioClock {
         self.breaker.extension().clock
     }

@@ -3,7 +3,7 @@
 use super::handle::CircuitBreakerHandle;
 use super::service::CircuitBreaker;
 use crate::classify::DefaultClassifier;
-use crate::clock::TokioClock;
+use crate::clock::{Clock, Nanos, TokioClock};
 use crate::observe::BreakerObs;
 use buttress_core::ConfigError;
 use buttress_core::breaker::{
@@ -44,7 +44,7 @@ impl CircuitBreakerLayer {
     /// A layer from a configuration built with [`BreakerConfig::builder`].
     pub fn new(config: BreakerConfig) -> Self {
         CircuitBreakerLayer {
-            shards: Shards::new(assemble(Breaker::new(config), None, None)),
+            shards: Shards::new(assemble(Breaker::new(config), None, None, Fast::default())),
             classifier: DefaultClassifier,
         }
     }
@@ -60,8 +60,28 @@ pub(super) type Shared = Breaker<Ext>;
 pub(super) struct Ext {
     /// The layer's clock: tokio's time since the layer was built.
     pub(super) clock: TokioClock,
+    /// The time-stamp counter, read instead of `clock` when the builder asked for it;
+    /// started with `clock`, so both read time since the layer was built.
+    #[cfg_attr(not(feature = "quanta"), allow(dead_code))]
+    pub(super) fast: Fast,
     /// The instruments (zero-sized without the `metrics` and `tracing` features).
     pub(super) obs: BreakerObs,
+}
+
+/// The breaker's optional fast clock (empty without the `quanta` feature).
+#[derive(Debug, Default)]
+pub(super) struct Fast(#[cfg(feature = "quanta")] Option<crate::clock::QuantaClock>);
+
+impl Ext {
+    /// The breaker's time: since the layer was built, on the clock it was built with.
+    #[inline]
+    pub(super) fn now(&self) -> Nanos {
+        #[cfg(feature = "quanta")]
+        if let Some(fast) = &self.fast.0 {
+            return fast.now();
+        }
+        self.clock.now()
+    }
 }
 
 /// The breaker's handles for its permits (see [`crate::shard`]).
@@ -81,7 +101,12 @@ impl BreakerRef for ShardRef {
 
 /// The shared breaker: named, with its instruments, and with a listener that records
 /// each transition to them (with `metrics` or `tracing`) before `user`'s runs.
-fn assemble(mut breaker: Breaker, name: Option<Arc<str>>, user: Option<Listener>) -> Arc<Shared> {
+fn assemble(
+    mut breaker: Breaker,
+    name: Option<Arc<str>>,
+    user: Option<Listener>,
+    fast: Fast,
+) -> Arc<Shared> {
     let obs = BreakerObs::new(name.as_ref(), breaker.times_calls());
     if let Some(name) = name {
         breaker = breaker.with_name(name);
@@ -95,6 +120,7 @@ fn assemble(mut breaker: Breaker, name: Option<Arc<str>>, user: Option<Listener>
     }
     Arc::new(breaker.with_extension(Ext {
         clock: TokioClock::new(),
+        fast,
         obs,
     }))
 }
@@ -166,6 +192,7 @@ pub struct CircuitBreakerBuilder {
     config: BreakerConfigBuilder,
     name: Option<Arc<str>>,
     listener: Option<Listener>,
+    fast: Fast,
 }
 
 impl fmt::Debug for CircuitBreakerBuilder {
@@ -174,6 +201,7 @@ impl fmt::Debug for CircuitBreakerBuilder {
             .field("config", &self.config)
             .field("name", &self.name)
             .field("listener", &self.listener.is_some())
+            .field("fast_clock", &self.fast)
             .finish()
     }
 }
@@ -234,12 +262,102 @@ impl CircuitBreakerBuilder {
         self
     }
 
+    /// Reads time from the CPU's time-stamp counter ([`QuantaClock`], a few ns a read)
+    /// instead of tokio's clock (about 20 to 25 ns on a typical virtual machine)
+    /// (feature `quanta`).
+    ///
+    /// A closed breaker without a time window or slow-call tracking reads no clock at
+    /// all, so this changes nothing there; an open breaker reads it on every call (is
+    /// the wait over?), and so do time windows and slow-call tracking. The counter does
+    /// **not** follow tokio's paused time: tests that drive a breaker with
+    /// `tokio::time::pause()` keep the default. [`CircuitBreakerHandle::clock`] still
+    /// maps the breaker's times onto tokio instants; both clocks start when the layer
+    /// is built and run at the pace of real time.
+    ///
+    /// [`QuantaClock`]: crate::clock::QuantaClock
+    /// [`CircuitBreakerHandle::clock`]: super::CircuitBreakerHandle::clock
+    #[cfg(feature = "quanta")]
+    pub fn quanta_clock(mut self) -> Self {
+        self.fast = Fast(Some(crate::clock::QuantaClock::new()));
+        self
+    }
+
     /// Checks the configuration and builds the layer. The layer's clock starts now.
     pub fn build(self) -> Result<CircuitBreakerLayer, ConfigError> {
         let breaker = Breaker::new(self.config.build()?);
         Ok(CircuitBreakerLayer {
-            shards: Shards::new(assemble(breaker, self.name, self.listener)),
+            shards: Shards::new(assemble(breaker, self.name, self.listener, self.fast)),
             classifier: DefaultClassifier,
         })
+    }
+}
+
+#[cfg(all(test, feature = "quanta"))]
+mod tests {
+    use super::*;
+    use crate::BoxError;
+    use crate::circuit_breaker::error::CircuitOpen;
+    use buttress_core::breaker::State;
+    use tower::{Service, ServiceExt};
+
+    /// A breaker on a mocked time-stamp counter: open waits end on the counter's time,
+    /// to the nanosecond, and not on tokio's.
+    #[tokio::test(start_paused = true)]
+    async fn the_quanta_clock_decides_when_the_open_wait_ends() {
+        let (clock, mock) = crate::clock::QuantaClock::mocked();
+        let mut builder = CircuitBreakerLayer::builder()
+            .count_window(4)
+            .minimum_calls(4)
+            .wait_in_open(Duration::from_millis(100));
+        builder.fast = Fast(Some(clock));
+        let layer = builder.build().unwrap();
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let f = failing.clone();
+        let mut svc = layer.layer(tower::service_fn(move |_: ()| {
+            let fail = f.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if fail {
+                    Err::<(), BoxError>("down".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }));
+        for _ in 0..4 {
+            assert!(svc.ready().await.unwrap().call(()).await.is_err());
+        }
+        assert_eq!(layer.handle().state(), State::Open);
+        let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+        let open = err.downcast_ref::<CircuitOpen>().expect("a rejection");
+        assert_eq!(open.retry_after(), Some(Duration::from_millis(100)));
+
+        // tokio's time moving on does not end the wait: the counter decides.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(
+            svc.ready()
+                .await
+                .unwrap()
+                .call(())
+                .await
+                .unwrap_err()
+                .is::<CircuitOpen>()
+        );
+        mock.increment(Duration::from_millis(100) - Duration::from_nanos(1));
+        let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<CircuitOpen>()
+                .expect("still open")
+                .retry_after(),
+            Some(Duration::from_nanos(1))
+        );
+        mock.increment(Duration::from_nanos(1));
+        failing.store(false, std::sync::atomic::Ordering::SeqCst);
+        svc.ready()
+            .await
+            .unwrap()
+            .call(())
+            .await
+            .expect("a probe is admitted");
+        assert_eq!(layer.handle().state(), State::HalfOpen);
     }
 }

@@ -4,7 +4,7 @@
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
 use super::layer::Shards;
-use crate::clock::{Clock, Nanos};
+use crate::clock::Nanos;
 use crate::error::BoxError;
 use buttress_core::breaker::{Peek, Rejected};
 use std::fmt;
@@ -146,11 +146,11 @@ where
         // The fast path: made ready without reading the clock (closed).
         if let Readiness::Inner = self.readiness {
             self.readiness = Readiness::Unknown;
-            let clock = &self.shards.get().extension().clock;
+            let ext = self.shards.get().extension();
             return match self
                 .shards
                 .get()
-                .acquire_via(self.shards.at(&mut self.slot), || clock.now())
+                .acquire_via(self.shards.at(&mut self.slot), || ext.now())
             {
                 Ok(permit) => {
                     ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
@@ -172,12 +172,12 @@ impl<S, C> CircuitBreaker<S, C> {
         S: Service<Req>,
         S::Error: Into<BoxError>,
     {
-        let clock = &self.shards.get().extension().clock;
+        let ext = self.shards.get().extension();
         let mut seen = None;
         // One load of the state word; the clock only when the state needs it (open,
         // or every probe slot taken).
         let peek = self.shards.get().peek(|| {
-            let t = clock.now();
+            let t = ext.now();
             seen = Some(t);
             t
         });
@@ -234,13 +234,13 @@ impl<S, C> CircuitBreaker<S, C> {
             // (`Inner` is `call`'s own fast path and does not come here.)
             Readiness::Unknown | Readiness::Inner => (true, None),
         };
-        let clock = &self.shards.get().extension().clock;
+        let ext = self.shards.get().extension();
         // The time read by poll_ready, if any, is reused: one clock read per call.
         match self
             .shards
             .get()
             .acquire_via(self.shards.at(&mut self.slot), || {
-                seen.unwrap_or_else(|| clock.now())
+                seen.unwrap_or_else(|| ext.now())
             }) {
             Err(rejected) => self.rejected(rejected.retry_after()),
             Ok(permit) if !inner_ready => {
