@@ -4,6 +4,8 @@ use super::future::{Attempts, ResponseFuture};
 use super::layer::{Proto, Shards, Shared};
 use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
 use crate::error::BoxError;
+use crate::clock::TokioClock;
+use buttress_core::budget::RetryBudget;
 use buttress_core::{Clock, Nanos};
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +26,31 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     /// This service's handle on the shared state (see [`crate::shard`]): that of the
     /// thread that first called it.
     slot: u8,
+    /// What every call reads, copied here from the layer's state when the service is
+    /// made, so that a call finds it without following pointers.
+    hot: Hot,
+}
+
+/// The part of the layer's state a call reads whatever happens.
+#[derive(Clone)]
+struct Hot {
+    budget: Option<Arc<RetryBudget>>,
+    clock: TokioClock,
+    /// A deadline is set: the call's start is read.
+    needs_clock: bool,
+    /// More than one attempt is allowed: the request is copied.
+    may_retry: bool,
+}
+
+impl Hot {
+    fn of(shared: &Shared) -> Self {
+        Hot {
+            budget: shared.budget.clone(),
+            clock: shared.config.clock,
+            needs_clock: shared.config.needs_clock,
+            may_retry: shared.config.max_attempts > 1,
+        }
+    }
 }
 
 /// Spacing between the seeds of consecutive calls of one service (the golden ratio;
@@ -36,6 +63,7 @@ impl<S, P, C, L> Retry<S, P, C, L> {
         S: Clone,
     {
         let seed = shared.next_seed();
+        let hot = Hot::of(&shared);
         let shared = crate::shard::Shards::new(Arc::new(Proto::new(shared, inner.clone())));
         Retry {
             inner,
@@ -45,6 +73,7 @@ impl<S, P, C, L> Retry<S, P, C, L> {
             listener,
             seed,
             slot: crate::shard::UNSET,
+            hot,
         }
     }
 
@@ -73,6 +102,7 @@ impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
             inner: self.inner.clone(),
             seed: self.shared.get().shared.next_seed(),
             slot: crate::shard::UNSET,
+            hot: self.hot.clone(),
             shared: self.shared.clone(),
             policy: self.policy.clone(),
             cloner: self.cloner.clone(),
@@ -111,29 +141,28 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let shards = &*self.shared;
-        let shared = &*shards.get().shared;
-        let config = &shared.config;
+        let hot = &self.hot;
         // A clock read only when the deadline needs one.
-        let start = if config.needs_clock {
-            config.clock.now()
+        let start = if hot.needs_clock {
+            hot.clock.now()
         } else {
             Nanos::ZERO
         };
-        if let Some(b) = &shared.budget {
-            if config.needs_clock {
+        if let Some(b) = &hot.budget {
+            if hot.needs_clock {
                 b.deposit(start);
             } else {
                 // At the budget's cached epoch: no clock read (but one in 64).
-                let clock = config.clock;
+                let clock = hot.clock;
                 b.deposit_cached(|| clock.now());
             }
         }
         // The future reaches the config, the budget, the instruments and the prototype
         // through one reference, taken on this thread's handle (see `crate::shard`).
+        let shards = &*self.shared;
         let handle = shards.at(&mut self.slot).clone();
-        shared.obs.attempt();
-        let next = if config.max_attempts > 1 {
+        handle.get().shared.obs.attempt();
+        let next = if hot.may_retry {
             self.cloner.clone_request(&req)
         } else {
             None
