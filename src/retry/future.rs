@@ -154,13 +154,14 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     where
         P: Policy<Req, Res>,
     {
+        // A copy of the request is kept only while an attempt is left (made by the
+        // service when more than one attempt is allowed, and after each retry while
+        // another is): so no configuration is read here.
         match req {
             // Attempts left, and a copy of the request to send.
-            Some(req) if self.made < self.budget.config().max_attempts => {
-                self.policy.decide(req, result)
-            }
+            Some(req) => self.policy.decide(req, result),
             // No attempt left, or the request could not be copied: it is final.
-            _ => Decision::Return,
+            None => Decision::Return,
         }
     }
 
