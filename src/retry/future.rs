@@ -13,6 +13,7 @@ use rand::{RngCore, SeedableRng};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -22,17 +23,17 @@ pin_project! {
     /// The future of a [`Retry`](super::Retry) call.
     ///
     /// Calling, then (if the policy retries) waiting, readying the inner service again,
-    /// and calling again. The timer lives only in the waiting state: a first attempt
-    /// that succeeds creates no timer and allocates nothing.
+    /// and calling again. Everything a retry needs beyond the first attempt (its
+    /// timer, the service it is sent through, a pending budget withdrawal) lives in
+    /// one box made at the first retry: a first attempt that succeeds creates no timer,
+    /// allocates nothing, and leaves this future nothing to drop but its one reference
+    /// to the layer's state.
     pub struct ResponseFuture<S, Req, P, C, L>
     where
         S: Service<Req>,
     {
         #[pin]
         state: State<S::Future>,
-        // The service retries are sent through: a clone of the layer's prototype, made
-        // at the first retry (a call that is not retried clones nothing).
-        service: Option<S>,
         // The copy of the request for the next attempt, if there may be one.
         request: Option<Req>,
         attempts: Attempts<S, P, C, L>,
@@ -44,18 +45,18 @@ pin_project! {
     enum State<F> {
         // An attempt is in flight.
         Calling { #[pin] fut: F },
-        // Waiting before the next attempt. Boxed: a timer is over a hundred bytes,
-        // and every call's future would carry (and move) that room; only a call that
-        // retries allocates it.
-        Waiting { sleep: Pin<Box<Sleep>> },
-        // Waiting for the inner service to be ready for the next attempt.
-        Readying,
+        // Between attempts: waiting, then readying the service (see `Retrying`).
+        Between,
     }
 }
 
 /// Everything a call needs to decide on retries, kept by value in the future.
 pub(crate) struct Attempts<S, P, C, L> {
-    budget: BudgetHold<S>,
+    /// The service's prototype and the layer's shared state (its config, budget and
+    /// instruments), through this thread's handle.
+    proto: ShardRef<Proto<S>>,
+    /// Made at the first retry.
+    retrying: Option<Pin<Box<Retrying<S>>>>,
     start: Nanos,
     made: u32,
     /// Seeds the jitter of the next retry; each retry draws from
@@ -67,58 +68,47 @@ pub(crate) struct Attempts<S, P, C, L> {
     listener: L,
 }
 
-/// The service's prototype and the layer's shared state (its config, budget and
-/// instruments), and the withdrawal for a retry that is waiting: dropped before the
-/// retry is sent (cancelled), the withdrawal is refunded.
-struct BudgetHold<S> {
-    proto: ShardRef<Proto<S>>,
-    pending: Option<Withdrawal>,
-}
-
-impl<S> BudgetHold<S> {
-    #[inline]
-    fn config(&self) -> &Config {
-        &self.proto.get().shared.config
+pin_project! {
+    /// What a call keeps once it retries: the timer (reset for each wait), the service
+    /// retries are sent through (a clone of the layer's prototype, made at the first
+    /// retry), and the budget withdrawal of a retry that is waiting: dropped before
+    /// that retry is sent (cancelled), the withdrawal is refunded.
+    #[project = RetryingProj]
+    struct Retrying<S> {
+        #[pin]
+        sleep: Sleep,
+        // Waiting on `sleep` (else readying `service`).
+        waiting: bool,
+        service: Option<S>,
+        pending: Option<Withdrawal>,
+        budget: Option<Arc<RetryBudget>>,
     }
 
-    #[inline]
-    fn budget(&self) -> Option<&RetryBudget> {
-        self.proto.get().shared.budget.as_deref()
-    }
-
-    /// Runs `f` with the instruments.
-    #[inline]
-    fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
-        f(&self.proto.get().shared.obs);
+    impl<S> PinnedDrop for Retrying<S> {
+        fn drop(this: Pin<&mut Self>) {
+            this.project().refund();
+        }
     }
 }
 
-impl<S> BudgetHold<S> {
+impl<S> RetryingProj<'_, S> {
     /// Gives a pending withdrawal back (its retry is not sent).
-    #[cold]
-    #[inline(never)]
     fn refund(&mut self) {
-        if let Some(w) = self.pending.take() {
-            if let Some(b) = self.budget() {
-                b.refund(w);
-            }
+        if let (Some(w), Some(b)) = (self.pending.take(), self.budget.as_ref()) {
+            b.refund(w);
         }
     }
 }
 
-impl<S> Drop for BudgetHold<S> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.pending.is_some() {
-            self.refund();
-        }
-    }
+/// An instant about thirty years after `now`: "never" for a timer.
+fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
+    now + Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// What to do after an attempt.
 enum Step {
     Return,
-    Wait(Duration),
+    Wait(Duration, Option<Withdrawal>),
     BudgetRefused,
 }
 
@@ -133,10 +123,8 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         listener: L,
     ) -> Self {
         Attempts {
-            budget: BudgetHold {
-                proto,
-                pending: None,
-            },
+            proto,
+            retrying: None,
             start,
             made: 1,
             seed,
@@ -144,6 +132,47 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
             policy,
             cloner,
             listener,
+        }
+    }
+
+    #[inline]
+    fn config(&self) -> &Config {
+        &self.proto.get().shared.config
+    }
+
+    #[inline]
+    fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.proto.get().shared.budget.as_ref()
+    }
+
+    /// Runs `f` with the instruments.
+    #[inline]
+    fn observe(&self, f: impl FnOnce(&crate::observe::RetryObs)) {
+        f(&self.proto.get().shared.obs);
+    }
+
+    /// Starts the wait before a retry, holding its budget withdrawal; the first
+    /// retry makes the retry state, later ones reset its timer.
+    fn wait(&mut self, delay: Duration, withdrawal: Option<Withdrawal>) {
+        match &mut self.retrying {
+            Some(retrying) => {
+                let r = retrying.as_mut().project();
+                // As `sleep` does: a wait past the end of time is a far instant.
+                let now = tokio::time::Instant::now();
+                let end = now.checked_add(delay).unwrap_or_else(|| far_future(now));
+                r.sleep.reset(end);
+                *r.waiting = true;
+                *r.pending = withdrawal;
+            }
+            None => {
+                self.retrying = Some(Box::pin(Retrying {
+                    sleep: tokio::time::sleep(delay),
+                    waiting: true,
+                    service: None,
+                    pending: withdrawal,
+                    budget: self.budget().cloned(),
+                }));
+            }
         }
     }
 
@@ -171,7 +200,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     where
         L: Listener,
     {
-        let config = *self.budget.config();
+        let config = *self.config();
         let (delay, reason) = match decision {
             Decision::Return => return Step::Return,
             Decision::Retry => {
@@ -200,10 +229,11 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 return Step::Return;
             }
         }
-        if let Some(budget) = self.budget.budget() {
+        let mut withdrawal = None;
+        if let Some(budget) = self.budget() {
             let t = now.unwrap_or_else(|| config.clock.now());
             match budget.try_withdraw(t) {
-                Some(w) => self.budget.pending = Some(w),
+                Some(w) => withdrawal = Some(w),
                 None => return Step::BudgetRefused,
             }
         }
@@ -213,9 +243,8 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
             reason,
         });
         let attempt = self.made + 1;
-        self.budget
-            .observe(|obs| obs.retry(attempt, delay.as_duration(), reason));
-        Step::Wait(delay.as_duration())
+        self.observe(|obs| obs.retry(attempt, delay.as_duration(), reason));
+        Step::Wait(delay.as_duration(), withdrawal)
     }
 
     #[inline]
@@ -226,10 +255,10 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     ) -> Result<Res, BoxError> {
         result.map_err(|e| {
             if budget_refused {
-                self.budget.observe(|obs| obs.budget_exhausted(self.made));
+                self.observe(|obs| obs.budget_exhausted(self.made));
                 Box::new(BudgetExhausted::after(self.made, e)) as BoxError
             } else if self.made > 1 {
-                self.budget.observe(|obs| obs.retries_exhausted(self.made));
+                self.observe(|obs| obs.retries_exhausted(self.made));
                 Box::new(RetriesExhausted::new(self.made, e)) as BoxError
             } else {
                 e
@@ -249,7 +278,6 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { fut },
-            service: None,
             request,
             attempts,
         }
@@ -276,10 +304,9 @@ where
         match this.attempts.schedule(decision, result.is_ok()) {
             Step::Return => Some(this.attempts.finish(result, false)),
             Step::BudgetRefused => Some(this.attempts.finish(result, true)),
-            Step::Wait(delay) => {
-                this.state.set(State::Waiting {
-                    sleep: Box::pin(tokio::time::sleep(delay)),
-                });
+            Step::Wait(delay, withdrawal) => {
+                this.attempts.wait(delay, withdrawal);
+                this.state.set(State::Between);
                 None
             }
         }
@@ -305,41 +332,39 @@ where
                         return Poll::Ready(out);
                     }
                 }
-                StateProj::Waiting { sleep } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    this.state.set(State::Readying);
-                }
-                StateProj::Readying => {
-                    let service = match this.service {
+                StateProj::Between => {
+                    let Some(retrying) = this.attempts.retrying.as_mut() else {
+                        unreachable!("a call is between attempts only once it retries")
+                    };
+                    let mut r = retrying.as_mut().project();
+                    if *r.waiting {
+                        ready!(r.sleep.as_mut().poll(cx));
+                        *r.waiting = false;
+                    }
+                    let service = match r.service {
                         Some(service) => service,
-                        None => this
-                            .service
-                            .insert(this.attempts.budget.proto.get().service()),
+                        None => r.service.insert(this.attempts.proto.get().service()),
                     };
                     if let Err(e) = ready!(service.poll_ready(cx)) {
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
-                        this.attempts.budget.refund();
+                        r.refund();
                         let made = this.attempts.made;
-                        this.attempts
-                            .budget
-                            .observe(|obs| obs.retries_exhausted(made));
-                        return Poll::Ready(Err(Box::new(RetriesExhausted::new(
-                            this.attempts.made,
-                            e,
-                        ))));
+                        this.attempts.observe(|obs| obs.retries_exhausted(made));
+                        return Poll::Ready(Err(Box::new(RetriesExhausted::new(made, e))));
                     }
                     // `schedule` only waits when there is a copy of the request.
                     let Some(req) = this.request.take() else {
                         unreachable!("a retry is only scheduled with a copy of the request")
                     };
+                    // The retry is sent: its withdrawal is spent.
+                    *r.pending = None;
+                    let proto = this.attempts.proto.get();
                     this.attempts.made += 1;
-                    if this.attempts.made < this.attempts.budget.config().max_attempts {
+                    if this.attempts.made < proto.shared.config.max_attempts {
                         *this.request = this.attempts.cloner.clone_request(&req);
                     }
-                    // The retry is sent: its withdrawal is spent.
-                    this.attempts.budget.pending = None;
-                    this.attempts.budget.observe(|obs| obs.attempt());
+                    proto.shared.obs.attempt();
                     let fut = service.call(req);
                     this.state.set(State::Calling { fut });
                 }

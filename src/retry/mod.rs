@@ -51,10 +51,12 @@
 //! deposit is one atomic add at the budget's cached epoch, with a clock read in 64
 //! calls to move that epoch on), creates no timer, clones no service and allocates
 //! nothing. Its future holds one counted reference to the layer's state, taken on the
-//! calling thread's own handle (so threads share no written cache line), through which a retry
-//! reads the configuration, the budget and the prototype. A retry's wait allocates
-//! its timer: boxed, it keeps over a hundred bytes out of every call's future, which
-//! is moved on every call.
+//! calling thread's own handle (so threads share no written cache line), through
+//! which a retry reads the configuration, the budget and the prototype. The first
+//! retry of a call allocates once what retrying needs (the timer, which later waits
+//! reset, and the service clone): kept in a box, that state keeps over a hundred bytes
+//! out of every call's future, which is moved on every call, and leaves a call that is
+//! not retried nothing to drop but its reference.
 //!
 //! [`Layer::layer`]: tower_layer::Layer::layer
 //!

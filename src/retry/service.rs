@@ -3,8 +3,8 @@
 use super::future::{Attempts, ResponseFuture};
 use super::layer::{Proto, Shards, Shared};
 use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
-use crate::error::BoxError;
 use crate::clock::TokioClock;
+use crate::error::BoxError;
 use buttress_core::budget::RetryBudget;
 use buttress_core::{Clock, Nanos};
 use std::fmt;
