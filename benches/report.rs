@@ -221,6 +221,7 @@ const EQUIVALENTS: &[(&str, &[&str])] = &[
     ),
     ("buttress_retry", &["tr_retry", "tower_retry"]),
     ("buttress_retry_budget", &["tr_retry", "tower_retry"]),
+    ("buttress_retry_shared_inner", &["tower_retry_shared_inner"]),
     ("buttress_timeout", &["tr_time_limiter", "tower_timeout"]),
     (
         "buttress_bulkhead",

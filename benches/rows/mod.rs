@@ -97,6 +97,29 @@ impl Service<http::Request<()>> for HttpBare {
     }
 }
 
+/// The bare service holding shared state, as a client handle does (a connection pool, a
+/// channel): its clones share one `Arc`. Calling it does not touch the `Arc`; cloning
+/// it counts a reference. A retry that clones its inner service on every call (tower's)
+/// pays that count per call; buttress's clones only when it retries.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBare(std::sync::Arc<()>);
+
+impl Service<u64> for SharedBare {
+    type Response = u64;
+    type Error = Infallible;
+    type Future = Ready<Result<u64, Infallible>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, req: u64) -> Self::Future {
+        ready(Ok(req))
+    }
+}
+
 fn trivial_req(i: u64) -> u64 {
     i
 }
@@ -462,6 +485,16 @@ pub fn visit_all<V: Visit>(v: &mut V) {
     v.visit(
         row(
             Trivial,
+            "buttress_retry_shared_inner",
+            BUTTRESS,
+            "retry over a service with shared state, first attempt succeeds, no budget",
+        ),
+        buttress_retry(false).layer(SharedBare::default()),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
             "buttress_rate_limit_keyed",
             BUTTRESS,
             "keyed rate limiter, 1,000 hot keys, admitted",
@@ -534,6 +567,16 @@ fn trivial_peers<V: Visit>(v: &mut V) {
             "`Retry`, first attempt succeeds",
         ),
         tower::retry::Retry::new(peers::NeverRetry, Bare),
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
+            "tower_retry_shared_inner",
+            TOWER,
+            "`Retry` over a service with shared state, first attempt succeeds",
+        ),
+        tower::retry::Retry::new(peers::NeverRetry, SharedBare::default()),
         trivial_req,
     );
 
