@@ -148,19 +148,22 @@ where
         } else {
             Nanos::ZERO
         };
-        if let Some(b) = &hot.budget {
-            if hot.needs_clock {
-                b.deposit(start);
-            } else {
-                // At the budget's cached epoch: no clock read (but one in 64).
-                let clock = hot.clock;
-                b.deposit_cached(|| clock.now());
-            }
-        }
         // The future reaches the config, the budget, the instruments and the prototype
         // through one reference, taken on this thread's handle (see `crate::shard`).
         let shards = &*self.shared;
         let handle = shards.at(&mut self.slot).clone();
+        if let Some(b) = &hot.budget {
+            // In the lane of this service's thread, so that threads do not write one
+            // counter (see the budget's docs).
+            let lane = usize::from(self.slot);
+            if hot.needs_clock {
+                b.deposit_in(lane, start);
+            } else {
+                // At the budget's cached epoch: no clock read (but one in 64).
+                let clock = hot.clock;
+                b.deposit_cached_in(lane, || clock.now());
+            }
+        }
         handle.get().shared.obs.attempt();
         let next = if hot.may_retry {
             self.cloner.clone_request(&req)

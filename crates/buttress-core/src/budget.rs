@@ -28,10 +28,18 @@
 //!
 //! - A deposit is one load and one `fetch_add` on the current slot (a compare-and-swap
 //!   only when the slot must be restarted for a new epoch).
+//! - Deposits are spread over [`LANES`] rings, one chosen by the caller
+//!   ([`deposit_in`](RetryBudget::deposit_in)): every request deposits, so with one
+//!   ring every core would write the same word on every request and pass its cache
+//!   line back and forth. A caller that keeps to one lane per thread (the retry layer
+//!   uses the thread's handle number) writes a line no other thread writes. The lanes'
+//!   current slots are 128 bytes apart, so they never share a line (nor a pair of
+//!   lines, which adjacent-line prefetchers move together). Counting sums every lane;
+//!   only a withdrawal counts, and a withdrawal comes with a retry, which waits.
 //! - A deposit need not read the clock: [`deposit_cached`](RetryBudget::deposit_cached)
 //!   deposits at the budget's *cached epoch*, the latest epoch any clock read given to
 //!   the budget has shown (every withdrawal gives one), and reads the clock itself only
-//!   on every [`REFRESH_EVERY`]th deposit into a slot, to move the cached epoch on when
+//!   on every [`REFRESH_EVERY`]th deposit into a slot of a lane, to move the cached epoch on when
 //!   nothing else does. A cached epoch is never ahead of the clock, and a deposit only
 //!   ever adds to a slot stamped with the epoch it holds or with a later (still past)
 //!   one, or restarts a slot stamped earlier: so a deposit is counted in an epoch no
@@ -96,6 +104,16 @@ use std::time::Duration;
 // at u32::MAX: the fast-path `fetch_add` is only used while the count is below
 // `FAST_ADD_LIMIT`, so concurrent increments cannot carry into the epoch.
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
+
+/// How many deposit rings a budget keeps (see the [module docs](self)); a lane number
+/// is taken modulo this.
+pub const LANES: usize = 16;
+
+/// Words from one lane's ring to the next: the slots rounded up to 16 words (128
+/// bytes), so that the same slot of two lanes is always 128 bytes apart.
+const fn lane_stride(slots: usize) -> usize {
+    slots.div_ceil(16) * 16
+}
 const FAST_ADD_LIMIT: u64 = (u32::MAX / 2) as u64;
 
 #[inline]
@@ -144,7 +162,10 @@ pub struct RetryBudget {
     reserve: u64,
     ttl: Duration,
     min_retries_per_sec: u32,
+    slots: usize,
+    /// [`LANES`] rings of `slots` words, `stride` words apart.
     deposits: Box<[AtomicU64]>,
+    stride: usize,
     /// `epoch % slots`, without a division on every deposit.
     slot_of: FastMod,
     withdrawals: Box<[AtomicU64]>,
@@ -170,7 +191,7 @@ impl fmt::Debug for RetryBudget {
             .field("ttl", &self.ttl)
             .field("retry_ratio", &(self.ratio_ppm as f64 / PPM as f64))
             .field("min_retries_per_sec", &self.min_retries_per_sec)
-            .field("slots", &self.deposits.len())
+            .field("slots", &self.slots)
             .field("outstanding", &self.outstanding.load(Ordering::Relaxed))
             .finish()
     }
@@ -258,7 +279,11 @@ impl RetryBudgetBuilder {
             reserve: u64::try_from(reserve).unwrap_or(u64::MAX),
             ttl: self.ttl,
             min_retries_per_sec: self.min_retries_per_sec,
-            deposits: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            slots,
+            deposits: (0..LANES * lane_stride(slots))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            stride: lane_stride(slots),
             slot_of: FastMod::new(self.slots),
             withdrawals: (0..slots).map(|_| AtomicU64::new(0)).collect(),
             outstanding: AtomicU64::new(0),
@@ -302,25 +327,40 @@ impl RetryBudget {
 
     #[inline]
     fn slots(&self) -> u64 {
-        self.deposits.len() as u64
+        self.slots as u64
     }
 
-    /// Records one request made at `now` (and moves the cached epoch on to `now`'s).
+    /// Records one request made at `now` (and moves the cached epoch on to `now`'s), in
+    /// lane 0.
     #[inline]
     pub fn deposit(&self, now: Nanos) {
-        let e = self.epoch(now);
-        self.observe(e);
-        self.deposit_at(e);
+        self.deposit_in(0, now);
     }
 
-    /// Records one request made now, at the cached epoch, without a clock read: `now`
-    /// is called only on every [`REFRESH_EVERY`]th deposit into a slot, to move the
-    /// cached epoch on. A stale cached epoch under-credits requests (they age out
-    /// early), never over-credits them: see the [module docs](self).
+    /// Records one request made at `now` in lane `lane` (modulo [`LANES`]).
+    #[inline]
+    pub fn deposit_in(&self, lane: usize, now: Nanos) {
+        let e = self.epoch(now);
+        self.observe(e);
+        self.deposit_at(lane, e);
+    }
+
+    /// Records one request made now, at the cached epoch, without a clock read, in
+    /// lane 0: see [`deposit_cached_in`](Self::deposit_cached_in).
     #[inline]
     pub fn deposit_cached(&self, now: impl FnOnce() -> Nanos) {
+        self.deposit_cached_in(0, now);
+    }
+
+    /// Records one request made now, at the cached epoch, without a clock read, in
+    /// lane `lane` (modulo [`LANES`]): `now` is called only on every
+    /// [`REFRESH_EVERY`]th deposit into a slot of that lane, to move the cached epoch
+    /// on. A stale cached epoch under-credits requests (they age out early), never
+    /// over-credits them: see the [module docs](self).
+    #[inline]
+    pub fn deposit_cached_in(&self, lane: usize, now: impl FnOnce() -> Nanos) {
         let e = self.cached_epoch.0.load(RELAXED);
-        if self.deposit_at(e) % REFRESH_EVERY == 0 {
+        if self.deposit_at(lane, e) % REFRESH_EVERY == 0 {
             self.refresh(now);
         }
     }
@@ -340,15 +380,16 @@ impl RetryBudget {
         }
     }
 
-    /// Adds one request to the slot of epoch `e`; returns the slot's count after it.
+    /// Adds one request to the slot of epoch `e` in `lane`; returns the slot's count
+    /// after it.
     ///
     /// Stamps only move forward: a slot is restarted only for an epoch later than the
     /// one it holds. If the slot holds `e` or a later epoch the request is added to
     /// whatever it holds when the add lands; every stamp came from a clock read made
     /// before that add, so the request is counted in an epoch no later than its own.
     #[inline]
-    fn deposit_at(&self, e: u64) -> u32 {
-        let slot = &self.deposits[self.slot_of.rem(e) as usize];
+    fn deposit_at(&self, lane: usize, e: u64) -> u32 {
+        let slot = &self.deposits[lane % LANES * self.stride + self.slot_of.rem(e) as usize];
         let e32 = e as u32;
         let cur = slot.load(RELAXED);
         if epoch_of(cur) == e32 && u64::from(count_of(cur)) < FAST_ADD_LIMIT {
@@ -380,7 +421,8 @@ impl RetryBudget {
         let e32 = self.epoch(now) as u32;
         let n = self.slots() as i32;
         self.deposits
-            .iter()
+            .chunks(self.stride)
+            .flat_map(|lane| &lane[..self.slots])
             .map(|s| {
                 let w = s.load(RELAXED);
                 let a = age(e32, w);

@@ -67,6 +67,35 @@ fn a_deposit_racing_a_withdrawal() {
 }
 
 #[test]
+fn deposits_in_two_lanes_racing_a_restart_and_a_withdrawal() {
+    loom::model(|| {
+        // One retry per request, no floor, one slot of one second: each lane's slot
+        // holds epoch 0 and is restarted by the deposits of epoch 1.
+        let b = budget(1.0, 0);
+        b.deposit_in(0, Nanos::ZERO);
+        b.deposit_in(1, Nanos::ZERO);
+        let later = Nanos::from_secs(1);
+        let d = {
+            let b = b.clone();
+            thread::spawn(move || b.deposit_in(1, later))
+        };
+        let c = {
+            let b = b.clone();
+            thread::spawn(move || b.deposit_cached_in(0, || later))
+        };
+        b.deposit_in(0, later);
+        let got = b.try_withdraw(later).is_some();
+        d.join().unwrap();
+        c.join().unwrap();
+        // Every epoch-1 deposit counts once, whichever lane and order; the epoch-0
+        // ones are out of the window. The cached one lands at epoch 0 or 1.
+        let n = b.deposited(later);
+        assert!((2..=3).contains(&n), "{n}");
+        assert_eq!(b.available(later), n - u64::from(got));
+    });
+}
+
+#[test]
 fn a_refund_racing_the_expiry_of_its_slot() {
     loom::model(|| {
         // Reserve of one per second, one slot of one second.

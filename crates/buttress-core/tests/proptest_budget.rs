@@ -2,16 +2,17 @@
 //! contention.
 
 use buttress_core::Nanos;
-use buttress_core::budget::{REFRESH_EVERY, RetryBudget};
+use buttress_core::budget::{LANES, REFRESH_EVERY, RetryBudget};
 use proptest::prelude::*;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 enum Op {
     Advance(u64),
-    Deposit,
-    /// A deposit at the cached epoch (no clock read unless it refreshes it).
-    DepositCached,
+    /// A deposit in a lane.
+    Deposit(usize),
+    /// A deposit at the cached epoch (no clock read unless it refreshes it), in a lane.
+    DepositCached(usize),
     Withdraw,
     RefundLast,
 }
@@ -20,13 +21,18 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop::collection::vec(
         prop_oneof![
             2 => (0u64..2_500).prop_map(Op::Advance),
-            2 => Just(Op::Deposit),
-            6 => Just(Op::DepositCached),
+            2 => lane().prop_map(Op::Deposit),
+            6 => lane().prop_map(Op::DepositCached),
             4 => Just(Op::Withdraw),
             1 => Just(Op::RefundLast),
         ],
         1..300,
     )
+}
+
+/// Mostly lanes 0 and 1, sometimes one past the last (which is lane 1 again).
+fn lane() -> impl Strategy<Value = usize> {
+    prop_oneof![4 => Just(0usize), 3 => Just(1usize), 1 => Just(LANES + 1)]
 }
 
 /// The budget as plainly as it can be said: lists of epochs, counted when younger than
@@ -36,7 +42,8 @@ struct Model {
     slots: u64,
     ratio_ppm: u128,
     reserve: u128,
-    deposits: Vec<u64>,
+    /// (lane, epoch credited) of every deposit.
+    deposits: Vec<(usize, u64)>,
     withdrawals: Vec<u64>,
     /// The latest epoch of any time the budget was given.
     cached: u64,
@@ -51,23 +58,26 @@ impl Model {
         let d = self
             .deposits
             .iter()
-            .filter(|&&at| self.in_window(at, now_ms))
+            .filter(|&&(_, at)| self.in_window(at, now_ms))
             .count() as u128;
         ((self.reserve * 1_000_000 + self.ratio_ppm * d) / 1_000_000) as u64
     }
-    /// A deposit at epoch `e`: counted in the latest epoch its slot holds if that is
-    /// later than `e` (a slot is only restarted for a later epoch). Returns the epoch
-    /// credited and how many deposits it now holds.
-    fn credit(&mut self, e: u64) -> (u64, usize) {
+    /// A deposit at epoch `e` in `lane`: counted in the latest epoch its slot of that
+    /// lane holds if that is later than `e` (a slot is only restarted for a later
+    /// epoch). Returns the epoch credited and how many deposits that slot now holds.
+    fn credit(&mut self, lane: usize, e: u64) -> (u64, usize) {
+        let lane = lane % LANES;
         let at = self
             .deposits
             .iter()
             .copied()
-            .filter(|&a| a % self.slots == e % self.slots && a > e)
+            .filter(|&(l, a)| l == lane && a % self.slots == e % self.slots && a > e)
+            .map(|(_, a)| a)
             .max()
             .unwrap_or(e);
-        self.deposits.push(at);
-        (at, self.deposits.iter().filter(|&&a| a == at).count())
+        self.deposits.push((lane, at));
+        let held = self.deposits.iter().filter(|&&d| d == (lane, at)).count();
+        (at, held)
     }
     fn used(&self, now_ms: u64) -> u64 {
         self.withdrawals
@@ -113,18 +123,19 @@ proptest! {
             let epoch = now_ms / slot_ms;
             match op {
                 Op::Advance(ms) => now_ms += ms,
-                Op::Deposit => {
-                    budget.deposit(now);
+                Op::Deposit(lane) => {
+                    budget.deposit_in(lane, now);
                     model.cached = model.cached.max(epoch);
-                    model.credit(epoch);
+                    model.credit(lane, epoch);
                 }
-                Op::DepositCached => {
+                Op::DepositCached(lane) => {
                     let mut read = false;
-                    budget.deposit_cached(|| {
+                    budget.deposit_cached_in(lane, || {
                         read = true;
                         now
                     });
-                    let (at, count) = model.credit(model.cached);
+                    let cached = model.cached;
+                    let (at, count) = model.credit(lane, cached);
                     // Never credited to an epoch later than the request's own.
                     prop_assert!(at <= epoch);
                     let refresh = count % REFRESH_EVERY as usize == 0;
@@ -155,7 +166,7 @@ proptest! {
                 }
             }
             let now = Nanos::from_millis(now_ms);
-            prop_assert_eq!(budget.deposited(now) as usize, model.deposits.iter().filter(|&&at| model.in_window(at, now_ms)).count());
+            prop_assert_eq!(budget.deposited(now) as usize, model.deposits.iter().filter(|&&(_, at)| model.in_window(at, now_ms)).count());
             prop_assert_eq!(
                 budget.available(now),
                 model.allowance(now_ms).saturating_sub(model.used(now_ms))
@@ -181,16 +192,19 @@ proptest! {
         let now = Nanos::from_secs(3);
         let granted: u64 = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
-                .map(|_| {
+                .map(|t| {
                     let b = budget.clone();
                     s.spawn(move || {
                         let mut got = 0u64;
                         for i in 0..deposits_per_thread.max(withdrawals_per_thread) {
                             if i < deposits_per_thread {
+                                // Threads in lanes of their own, two of them sharing
+                                // lane 0, as the retry layer's threads may.
+                                let lane = t.saturating_sub(1);
                                 if i % 2 == 0 {
-                                    b.deposit(now);
+                                    b.deposit_in(lane, now);
                                 } else {
-                                    b.deposit_cached(|| now);
+                                    b.deposit_cached_in(lane, || now);
                                 }
                             }
                             if i < withdrawals_per_thread && b.try_withdraw(now).is_some() {
