@@ -31,7 +31,7 @@
 //! | `metrics` | every layer records calls, rejections, states and waits through the `metrics` facade, with handles registered once per instance (see [`observe`]) |
 //! | `tracing` | events for breaker transitions (`INFO`), rejections and retries (`DEBUG`), retry-budget exhaustion (`WARN`), with the instance's name (see [`observe`]) |
 //! | `health` | the `health` module: a registry of components answering liveness and readiness probes in JSON (served over HTTP with `http` too) |
-//! | `quanta` | [`clock::QuantaClock`]: a time-stamp-counter clock, a few ns a read, for rate limiters on a hot path and open breakers (`CircuitBreakerBuilder::quanta_clock`) (it does not follow tokio's paused time) |
+//! | `quanta` | [`clock::QuantaClock`]: a time-stamp-counter clock, under 10 ns a read, for rate limiters on a hot path and open breakers (`CircuitBreakerBuilder::quanta_clock`) (it does not follow tokio's paused time) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod bulkhead;

@@ -69,7 +69,7 @@
 //!   reads the clock to decide, and `call` reuses that reading. The clock is tokio's
 //!   by default, so paused time drives the breaker in tests; with the `quanta`
 //!   feature, `CircuitBreakerBuilder::quanta_clock` reads the time-stamp counter
-//!   instead, a few ns a read where tokio's costs about 22 on a virtual machine: an
+//!   instead, under 10 ns a read where tokio's costs about 22 on a virtual machine: an
 //!   open breaker's rejection then costs about half as much.
 //! - **Half-open.** The first call after the open wait moves the breaker to half-open
 //!   and is its first probe. Once `permitted_calls_in_half_open` probes have reported
