@@ -101,19 +101,18 @@ impl Service<http::Request<()>> for HttpBare {
 /// channel): its clones share one `Arc`. Calling it does not touch the `Arc`; cloning
 /// it counts a reference. A retry that clones its inner service on every call (tower's)
 /// pays that count per call; buttress's clones only when it retries.
-fn shared_bare() -> tower::util::MapResponse<Bare, impl Fn(u64) -> u64 + Clone> {
+fn shared_bare() -> peers::Extra<Bare, impl Fn() + Clone> {
     let shared = std::sync::Arc::new(());
-    let map = move |response| {
-        // Held, never touched by a call.
+    // Held, never touched by a call (`Extra` runs it in place, without a clone).
+    let held = move || {
         let _held = &shared;
-        response
     };
     assert_eq!(
-        std::mem::size_of_val(&map),
+        std::mem::size_of_val(&held),
         std::mem::size_of::<std::sync::Arc<()>>(),
         "the closure holds the `Arc`"
     );
-    tower::util::MapResponse::new(Bare, map)
+    peers::Extra(Bare, held)
 }
 
 fn trivial_req(i: u64) -> u64 {
