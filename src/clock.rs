@@ -25,11 +25,20 @@ impl TokioClock {
 
     /// The tokio instant at which this clock reads `at`.
     pub fn instant_at(&self, at: Nanos) -> tokio::time::Instant {
-        // `checked_add` guards against `Nanos::MAX`: "forever" becomes a far instant.
-        self.origin
-            .checked_add(at.as_duration())
-            .unwrap_or_else(|| self.origin + std::time::Duration::from_secs(86_400 * 365 * 30))
+        // `Nanos::MAX` ("forever") becomes a far instant.
+        instant_after(self.origin, at.as_duration())
     }
+}
+
+/// `from + d`, saturating: a `d` too long to represent gives an instant about thirty
+/// years after `from` ("never", for a timer) instead of a panic, as tokio's `sleep`
+/// does.
+pub(crate) fn instant_after(
+    from: tokio::time::Instant,
+    d: std::time::Duration,
+) -> tokio::time::Instant {
+    from.checked_add(d)
+        .unwrap_or_else(|| from + std::time::Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// A [`Clock`] read from the CPU's time-stamp counter through [`quanta`], from the
@@ -115,6 +124,17 @@ impl Clock for TokioClock {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn instant_after_saturates_to_a_far_instant() {
+        let now = tokio::time::Instant::now();
+        assert_eq!(
+            instant_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        let far = instant_after(now, Duration::MAX);
+        assert_eq!(far - now, Duration::from_secs(86_400 * 365 * 30));
+    }
 
     #[cfg(feature = "quanta")]
     #[test]

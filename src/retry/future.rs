@@ -81,6 +81,8 @@ pin_project! {
         waiting: bool,
         service: Option<S>,
         pending: Option<Withdrawal>,
+        // The layer's budget, for the refund on drop (which cannot reach the
+        // future's reference to the layer's state).
         budget: Option<Arc<RetryBudget>>,
     }
 
@@ -98,11 +100,6 @@ impl<S> RetryingProj<'_, S> {
             b.refund(w);
         }
     }
-}
-
-/// An instant about thirty years after `now`: "never" for a timer.
-fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
-    now + Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// What to do after an attempt.
@@ -157,9 +154,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         match &mut self.retrying {
             Some(retrying) => {
                 let r = retrying.as_mut().project();
-                // As `sleep` does: a wait past the end of time is a far instant.
-                let now = tokio::time::Instant::now();
-                let end = now.checked_add(delay).unwrap_or_else(|| far_future(now));
+                let end = crate::clock::instant_after(tokio::time::Instant::now(), delay);
                 r.sleep.reset(end);
                 *r.waiting = true;
                 *r.pending = withdrawal;

@@ -39,11 +39,11 @@
 //! - A deposit need not read the clock: [`deposit_cached`](RetryBudget::deposit_cached)
 //!   deposits at the budget's *cached epoch*, the latest epoch any clock read given to
 //!   the budget has shown (every withdrawal gives one), and reads the clock itself only
-//!   on every [`REFRESH_EVERY`]th deposit into a slot of a lane, to move the cached epoch on when
-//!   nothing else does. A cached epoch is never ahead of the clock, and a deposit only
-//!   ever adds to a slot stamped with the epoch it holds or with a later (still past)
-//!   one, or restarts a slot stamped earlier: so a deposit is counted in an epoch no
-//!   later than the one it was really made in. A stale cached epoch can only make
+//!   on every [`REFRESH_EVERY`]th deposit into a slot of a lane, to move the cached
+//!   epoch on when nothing else does. A cached epoch is never ahead of the clock, and
+//!   a deposit only ever adds to a slot stamped with the epoch it holds or with a later
+//!   (still past) one, or restarts a slot stamped earlier: so a deposit is counted in
+//!   an epoch no later than the one it was really made in. A stale cached epoch can only make
 //!   requests age out early (under-credit them, which refuses retries sooner), never
 //!   make them count for longer: the bound below still holds.
 //! - A withdrawal is decided by one compare-and-swap loop on a single word, the number of
@@ -104,6 +104,7 @@ use std::time::Duration;
 // at u32::MAX: the fast-path `fetch_add` is only used while the count is below
 // `FAST_ADD_LIMIT`, so concurrent increments cannot carry into the epoch.
 const COUNT_MASK: u64 = 0xFFFF_FFFF;
+const FAST_ADD_LIMIT: u64 = (u32::MAX / 2) as u64;
 
 /// How many deposit rings a budget keeps (see the [module docs](self)); a lane number
 /// is taken modulo this.
@@ -114,7 +115,6 @@ pub const LANES: usize = 16;
 const fn lane_stride(slots: usize) -> usize {
     slots.div_ceil(16) * 16
 }
-const FAST_ADD_LIMIT: u64 = (u32::MAX / 2) as u64;
 
 #[inline]
 const fn pack(epoch: u32, count: u32) -> u64 {
@@ -162,8 +162,8 @@ pub struct RetryBudget {
     reserve: u64,
     ttl: Duration,
     min_retries_per_sec: u32,
-    slots: usize,
-    /// [`LANES`] rings of `slots` words, `stride` words apart.
+    /// [`LANES`] rings of `slots` words (as many as `withdrawals`), `stride` words
+    /// apart.
     deposits: Box<[AtomicU64]>,
     stride: usize,
     /// `epoch % slots`, without a division on every deposit.
@@ -191,7 +191,7 @@ impl fmt::Debug for RetryBudget {
             .field("ttl", &self.ttl)
             .field("retry_ratio", &(self.ratio_ppm as f64 / PPM as f64))
             .field("min_retries_per_sec", &self.min_retries_per_sec)
-            .field("slots", &self.slots)
+            .field("slots", &self.withdrawals.len())
             .field("outstanding", &self.outstanding.load(Ordering::Relaxed))
             .finish()
     }
@@ -279,7 +279,6 @@ impl RetryBudgetBuilder {
             reserve: u64::try_from(reserve).unwrap_or(u64::MAX),
             ttl: self.ttl,
             min_retries_per_sec: self.min_retries_per_sec,
-            slots,
             deposits: (0..LANES * lane_stride(slots))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -327,7 +326,7 @@ impl RetryBudget {
 
     #[inline]
     fn slots(&self) -> u64 {
-        self.slots as u64
+        self.withdrawals.len() as u64
     }
 
     /// Records one request made at `now` (and moves the cached epoch on to `now`'s), in
@@ -422,7 +421,7 @@ impl RetryBudget {
         let n = self.slots() as i32;
         self.deposits
             .chunks(self.stride)
-            .flat_map(|lane| &lane[..self.slots])
+            .flat_map(|lane| &lane[..self.withdrawals.len()])
             .map(|s| {
                 let w = s.load(RELAXED);
                 let a = age(e32, w);

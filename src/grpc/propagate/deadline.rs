@@ -15,11 +15,7 @@ impl Deadline {
     /// The deadline `timeout` from now (saturating: a timeout too long to represent is
     /// about thirty years away rather than a panic).
     pub fn after(timeout: Duration) -> Self {
-        let now = Instant::now();
-        Deadline(
-            now.checked_add(timeout)
-                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30)),
-        )
+        Deadline(crate::clock::instant_after(Instant::now(), timeout))
     }
 
     /// The instant.
