@@ -36,6 +36,9 @@ pub(crate) struct ShardRef<T>(Arc<Shard<T>>);
 #[repr(align(128))]
 struct Shard<T> {
     inner: Arc<T>,
+    /// Which of the [`SHARDS`] handles this is: a lane of its own for other state that
+    /// threads should not share (the retry budget's deposits).
+    lane: u8,
 }
 
 impl<T> Shards<T> {
@@ -57,33 +60,59 @@ impl<T> Shards<T> {
         &self.inner
     }
 
-    /// The handle in `slot`, a service's own record of the handle of the thread that
-    /// first used it (`UNSET` until then).
-    #[inline]
-    pub(crate) fn at(&self, slot: &mut u8) -> &ShardRef<T> {
-        if *slot == UNSET {
-            *slot = (thread_slot() % SHARDS) as u8;
-        }
-        self.shards[*slot as usize % SHARDS].get_or_init(|| self.new_handle())
+    /// The handle of the calling thread.
+    fn this_threads(&self) -> &ShardRef<T> {
+        let lane = thread_slot() % SHARDS;
+        self.shards[lane].get_or_init(|| self.new_handle(lane))
     }
 
     #[cold]
     #[inline(never)]
-    fn new_handle(&self) -> ShardRef<T> {
+    fn new_handle(&self, lane: usize) -> ShardRef<T> {
         ShardRef(Arc::new(Shard {
             inner: Arc::clone(&self.inner),
+            lane: lane as u8,
         }))
     }
 }
 
-/// A service's handle slot before its first use.
-pub(crate) const UNSET: u8 = u8::MAX;
+/// A service's own copy of the handle of the thread that first called it: none until
+/// then, and none in a clone. Kept in the service, so that a call takes its reference
+/// with one check and one increment, without looking the handle up.
+pub(crate) struct Handle<T>(Option<ShardRef<T>>);
+
+impl<T> Handle<T> {
+    /// No handle yet.
+    pub(crate) const fn new() -> Self {
+        Handle(None)
+    }
+
+    /// This service's handle on `shards`: taken on the first call, from the calling
+    /// thread's.
+    #[inline]
+    pub(crate) fn get(&mut self, shards: &Shards<T>) -> &ShardRef<T> {
+        self.0.get_or_insert_with(|| take(shards))
+    }
+}
+
+/// The calling thread's handle, for a service's first call.
+#[cold]
+#[inline(never)]
+fn take<T>(shards: &Shards<T>) -> ShardRef<T> {
+    shards.this_threads().clone()
+}
 
 impl<T> ShardRef<T> {
     /// The shared state.
     #[inline]
     pub(crate) fn get(&self) -> &T {
         &self.0.inner
+    }
+
+    /// This handle's number, below [`SHARDS`].
+    #[inline]
+    pub(crate) fn lane(&self) -> usize {
+        usize::from(self.0.lane)
     }
 }
 
@@ -97,6 +126,14 @@ impl<T> Clone for ShardRef<T> {
 impl<T: fmt::Debug> fmt::Debug for Shards<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
+    }
+}
+
+impl<T> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Handle")
+            .field(&self.0.as_ref().map(ShardRef::lane))
+            .finish()
     }
 }
 
@@ -137,26 +174,43 @@ mod tests {
     fn every_handle_leads_to_the_one_state_and_counts_apart() {
         let shards = Shards::new(Arc::new(7u32));
         assert_eq!(Arc::strong_count(shards.arc()), 1, "no handle made yet");
-        for i in 0..SHARDS {
-            let mut slot = i as u8;
-            assert!(std::ptr::eq(shards.at(&mut slot).get(), shards.get()));
+        for lane in 0..SHARDS {
+            let handle = shards.shards[lane].get_or_init(|| shards.new_handle(lane));
+            assert!(std::ptr::eq(handle.get(), shards.get()));
+            assert_eq!(handle.lane(), lane);
         }
-        // A clone counts on its handle's own count, not on the state's.
-        let mut slot = UNSET;
-        let mine = shards.at(&mut slot).clone();
-        assert_eq!(Arc::strong_count(&mine.0), 2);
+        assert_eq!(Arc::strong_count(shards.arc()), 1 + SHARDS);
+        // A service's handle counts on its shard's own count, not on the state's.
+        let mut handle = Handle::new();
+        let mine = handle.get(&shards).clone();
+        assert_eq!(
+            Arc::strong_count(&mine.0),
+            3,
+            "the shard's, the service's, mine"
+        );
         assert_eq!(Arc::strong_count(shards.arc()), 1 + SHARDS);
         drop(mine);
-        assert_eq!(Arc::strong_count(&shards.at(&mut slot).0), 1);
+        drop(handle);
+        assert_eq!(Arc::strong_count(&shards.this_threads().0), 1);
     }
 
     #[test]
     fn a_service_keeps_its_first_threads_handle_and_new_threads_take_others() {
         let shards = Shards::new(Arc::new(()));
-        let mut slot = UNSET;
-        let here = shards.at(&mut slot) as *const ShardRef<()>;
-        assert_eq!(slot as usize, thread_slot() % SHARDS, "this thread's");
-        assert_eq!(shards.at(&mut slot) as *const _, here, "kept");
+        let mut handle = Handle::new();
+        let here = handle.get(&shards).lane();
+        assert_eq!(here, thread_slot() % SHARDS, "this thread's");
+        // Moved to another thread, the service keeps its handle; a service first
+        // called there takes that thread's.
+        let (kept, other, theirs) = std::thread::spawn(move || {
+            let kept = handle.get(&shards).lane();
+            let other = Handle::new().get(&shards).lane();
+            (kept, other, thread_slot() % SHARDS)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(kept, here, "kept");
+        assert_eq!(other, theirs, "the other thread's");
         // Threads made one after another take consecutive slots (other tests' threads
         // may take some in between, so only count that they are not all the same).
         let slots: std::collections::HashSet<usize> = (0..SHARDS)

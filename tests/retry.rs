@@ -708,3 +708,54 @@ fn futures_are_send_over_a_service_that_is_send_but_not_sync() {
     let fut = svc.call(1);
     send(&fut);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_seed_gives_each_retried_call_its_own_delays_and_the_same_on_every_run() {
+    // Two calls, one after the other, both retried with full jitter: each draws from
+    // its own seed, and a layer built with the same seed draws the same delays again.
+    async fn run(seed: u64) -> Vec<Duration> {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        let backoff = Backoff::exponential(ms(100), 2.0)
+            .unwrap()
+            .with_jitter(Jitter::Full);
+        let layer = RetryLayer::builder()
+            .max_attempts(3)
+            .backoff(backoff)
+            .no_budget()
+            .seed(seed)
+            .listener(move |e: &RetryEvent| h.lock().unwrap().push(e.delay))
+            .build()
+            .unwrap();
+        let mut svc = layer.layer(Scripted::new(always_fails));
+        for _ in 0..2 {
+            let _ = ServiceExt::<u32>::ready(&mut svc)
+                .await
+                .unwrap()
+                .call(0u32)
+                .await;
+        }
+        heard.lock().unwrap().clone()
+    }
+    let first = run(99).await;
+    assert_eq!(first.len(), 4, "two retries per call");
+    // The first call's delays are those of the seed itself.
+    let mut seed = 99;
+    let mut prev = Nanos::ZERO;
+    let backoff = Backoff::exponential(ms(100), 2.0)
+        .unwrap()
+        .with_jitter(Jitter::Full);
+    for (n, heard) in (1..3).zip(&first) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let d = backoff.delay(n, prev, &mut rng);
+        seed = rng.next_u64();
+        prev = d;
+        assert_eq!(d.as_duration(), *heard);
+    }
+    assert_ne!(
+        first[..2],
+        first[2..],
+        "the second call draws from a seed of its own"
+    );
+    assert_eq!(run(99).await, first, "the same seed, the same delays");
+}

@@ -3,9 +3,10 @@
 
 use super::error::CircuitOpen;
 use super::future::ResponseFuture;
-use super::layer::Shards;
+use super::layer::{Shards, Shared};
 use crate::clock::Nanos;
 use crate::error::BoxError;
+use crate::shard::Handle;
 use buttress_core::breaker::{Peek, Rejected};
 use std::fmt;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub struct CircuitBreaker<S, C = crate::classify::DefaultClassifier> {
     readiness: Readiness,
     /// This service's permit handle (see [`crate::shard`]): that of the thread that
     /// first called it.
-    slot: u8,
+    handle: Handle<Shared>,
 }
 
 impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
@@ -55,7 +56,7 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
             classifier: self.classifier.clone(),
             // A clone has not been polled, nor called.
             readiness: Readiness::Unknown,
-            slot: crate::shard::UNSET,
+            handle: Handle::new(),
         }
     }
 }
@@ -76,7 +77,7 @@ impl<S, C> CircuitBreaker<S, C> {
             shards,
             classifier,
             readiness: Readiness::Unknown,
-            slot: crate::shard::UNSET,
+            handle: Handle::new(),
         }
     }
 
@@ -150,7 +151,7 @@ where
             return match self
                 .shards
                 .get()
-                .acquire_via(self.shards.at(&mut self.slot), || ext.now())
+                .acquire_via(self.handle.get(&self.shards), || ext.now())
             {
                 Ok(permit) => {
                     ResponseFuture::admitted(self.inner.call(req), permit, self.classifier.clone())
@@ -239,7 +240,7 @@ impl<S, C> CircuitBreaker<S, C> {
         match self
             .shards
             .get()
-            .acquire_via(self.shards.at(&mut self.slot), || {
+            .acquire_via(self.handle.get(&self.shards), || {
                 seen.unwrap_or_else(|| ext.now())
             }) {
             Err(rejected) => self.rejected(rejected.retry_after()),

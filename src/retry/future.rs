@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -55,14 +56,9 @@ pub(crate) struct Attempts<S, P, C, L> {
     /// The service's prototype and the layer's shared state (its config, budget and
     /// instruments), through this thread's handle.
     proto: ShardRef<Proto<S>>,
-    /// Made at the first retry.
-    retrying: Option<Pin<Box<Retrying<S>>>>,
+    /// Made at the first retry: until then, this is the first attempt.
+    retrying: Later<S>,
     start: Nanos,
-    made: u32,
-    /// Seeds the jitter of the next retry; each retry draws from
-    /// `SmallRng::seed_from_u64(seed)` and takes the next seed from it.
-    seed: u64,
-    prev_delay: Nanos,
     policy: P,
     cloner: C,
     listener: L,
@@ -79,6 +75,12 @@ pin_project! {
         sleep: Sleep,
         // Waiting on `sleep` (else readying `service`).
         waiting: bool,
+        // Attempts made: 1 until the first retry is sent.
+        made: u32,
+        // Seeds the jitter of the next retry; each retry draws from
+        // `SmallRng::seed_from_u64(seed)` and takes the next seed from it.
+        seed: u64,
+        prev_delay: Nanos,
         service: Option<S>,
         pending: Option<Withdrawal>,
         // The layer's budget, for the refund on drop (which cannot reach the
@@ -102,11 +104,56 @@ impl<S> RetryingProj<'_, S> {
     }
 }
 
+/// A call's [`Retrying`], once it has one. Dropping it is one check, inlined, for the
+/// calls that never retried; the drop of the state itself (timer, service, refund) is
+/// out of line.
+struct Later<S>(ManuallyDrop<Option<Pin<Box<Retrying<S>>>>>);
+
+impl<S> Drop for Later<S> {
+    #[inline]
+    fn drop(&mut self) {
+        // The `ManuallyDrop` leaves nothing else to drop: taken out here or never made.
+        if self.0.is_some() {
+            drop_retrying(&mut self.0);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_retrying<S>(retrying: &mut Option<Pin<Box<Retrying<S>>>>) {
+    drop(retrying.take());
+}
+
+impl<S> std::ops::Deref for Later<S> {
+    type Target = Option<Pin<Box<Retrying<S>>>>;
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S> std::ops::DerefMut for Later<S> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// What to do after an attempt.
 enum Step {
     Return,
-    Wait(Duration, Option<Withdrawal>),
+    Wait(Wait),
     BudgetRefused,
+}
+
+/// A retry's wait, decided.
+struct Wait {
+    delay: Duration,
+    withdrawal: Option<Withdrawal>,
+    /// The jitter's state after drawing this delay.
+    seed: u64,
+    prev_delay: Nanos,
 }
 
 impl<S, P, C, L> Attempts<S, P, C, L> {
@@ -114,22 +161,24 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     pub(crate) fn new(
         proto: ShardRef<Proto<S>>,
         start: Nanos,
-        seed: u64,
         policy: P,
         cloner: C,
         listener: L,
     ) -> Self {
         Attempts {
             proto,
-            retrying: None,
+            retrying: Later(ManuallyDrop::new(None)),
             start,
-            made: 1,
-            seed,
-            prev_delay: Nanos::ZERO,
             policy,
             cloner,
             listener,
         }
+    }
+
+    /// Attempts made so far.
+    #[inline]
+    fn made(&self) -> u32 {
+        self.retrying.as_ref().map_or(1, |r| r.made)
     }
 
     #[inline]
@@ -150,21 +199,26 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
 
     /// Starts the wait before a retry, holding its budget withdrawal; the first
     /// retry makes the retry state, later ones reset its timer.
-    fn wait(&mut self, delay: Duration, withdrawal: Option<Withdrawal>) {
-        match &mut self.retrying {
+    fn wait(&mut self, wait: Wait) {
+        match &mut *self.retrying {
             Some(retrying) => {
                 let r = retrying.as_mut().project();
-                let end = crate::clock::instant_after(tokio::time::Instant::now(), delay);
+                let end = crate::clock::instant_after(tokio::time::Instant::now(), wait.delay);
                 r.sleep.reset(end);
                 *r.waiting = true;
-                *r.pending = withdrawal;
+                *r.pending = wait.withdrawal;
+                *r.seed = wait.seed;
+                *r.prev_delay = wait.prev_delay;
             }
             None => {
-                self.retrying = Some(Box::pin(Retrying {
-                    sleep: tokio::time::sleep(delay),
+                *self.retrying = Some(Box::pin(Retrying {
+                    sleep: tokio::time::sleep(wait.delay),
                     waiting: true,
+                    made: 1,
+                    seed: wait.seed,
+                    prev_delay: wait.prev_delay,
                     service: None,
-                    pending: withdrawal,
+                    pending: wait.withdrawal,
                     budget: self.budget().cloned(),
                 }));
             }
@@ -196,13 +250,20 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         L: Listener,
     {
         let config = *self.config();
+        let made = self.made();
+        // The jitter's state: the call's own once it has retried; at its first retry,
+        // a seed from the layer's stream.
+        let (mut seed, mut prev_delay) = match self.retrying.as_ref() {
+            Some(r) => (r.seed, r.prev_delay),
+            None => (self.proto.get().shared.next_seed(), Nanos::ZERO),
+        };
         let (delay, reason) = match decision {
             Decision::Return => return Step::Return,
             Decision::Retry => {
-                let mut rng = SmallRng::seed_from_u64(self.seed);
-                let d = config.backoff.delay(self.made, self.prev_delay, &mut rng);
-                self.seed = rng.next_u64();
-                self.prev_delay = d;
+                let mut rng = SmallRng::seed_from_u64(seed);
+                let d = config.backoff.delay(made, prev_delay, &mut rng);
+                seed = rng.next_u64();
+                prev_delay = d;
                 let reason = if is_ok {
                     RetryReason::Response
                 } else {
@@ -233,13 +294,17 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
             }
         }
         self.listener.on_retry(&RetryEvent {
-            attempt: self.made + 1,
+            attempt: made + 1,
             delay: delay.as_duration(),
             reason,
         });
-        let attempt = self.made + 1;
-        self.observe(|obs| obs.retry(attempt, delay.as_duration(), reason));
-        Step::Wait(delay.as_duration(), withdrawal)
+        self.observe(|obs| obs.retry(made + 1, delay.as_duration(), reason));
+        Step::Wait(Wait {
+            delay: delay.as_duration(),
+            withdrawal,
+            seed,
+            prev_delay,
+        })
     }
 
     #[inline]
@@ -249,12 +314,13 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         budget_refused: bool,
     ) -> Result<Res, BoxError> {
         result.map_err(|e| {
+            let made = self.made();
             if budget_refused {
-                self.observe(|obs| obs.budget_exhausted(self.made));
-                Box::new(BudgetExhausted::after(self.made, e)) as BoxError
-            } else if self.made > 1 {
-                self.observe(|obs| obs.retries_exhausted(self.made));
-                Box::new(RetriesExhausted::new(self.made, e)) as BoxError
+                self.observe(|obs| obs.budget_exhausted(made));
+                Box::new(BudgetExhausted::after(made, e)) as BoxError
+            } else if made > 1 {
+                self.observe(|obs| obs.retries_exhausted(made));
+                Box::new(RetriesExhausted::new(made, e)) as BoxError
             } else {
                 e
             }
@@ -299,8 +365,8 @@ where
         match this.attempts.schedule(decision, result.is_ok()) {
             Step::Return => Some(this.attempts.finish(result, false)),
             Step::BudgetRefused => Some(this.attempts.finish(result, true)),
-            Step::Wait(delay, withdrawal) => {
-                this.attempts.wait(delay, withdrawal);
+            Step::Wait(wait) => {
+                this.attempts.wait(wait);
                 this.state.set(State::Between);
                 None
             }
@@ -344,7 +410,7 @@ where
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
                         r.refund();
-                        let made = this.attempts.made;
+                        let made = *r.made;
                         this.attempts.observe(|obs| obs.retries_exhausted(made));
                         return Poll::Ready(Err(Box::new(RetriesExhausted::new(made, e))));
                     }
@@ -355,8 +421,8 @@ where
                     // The retry is sent: its withdrawal is spent.
                     *r.pending = None;
                     let proto = this.attempts.proto.get();
-                    this.attempts.made += 1;
-                    if this.attempts.made < proto.shared.config.max_attempts {
+                    *r.made += 1;
+                    if *r.made < proto.shared.config.max_attempts {
                         *this.request = this.attempts.cloner.clone_request(&req);
                     }
                     proto.shared.obs.attempt();
@@ -382,7 +448,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // The fast path: the first attempt's result, final by the policy.
         let this = self.as_mut().project();
-        if this.attempts.made == 1 {
+        if this.attempts.retrying.is_none() {
             if let StateProj::Calling { fut } = this.state.project() {
                 let result = ready!(fut.poll(cx)).map_err(Into::into);
                 let decision = this.attempts.decide(this.request.as_ref(), &result);
@@ -404,7 +470,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.attempts.made)
+            .field("attempts", &self.attempts.made())
             .finish_non_exhaustive()
     }
 }

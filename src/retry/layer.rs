@@ -90,8 +90,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The seed of a new service (made by the layer or cloned): the `k`-th gets
-    /// `seed + k * STREAM_GAP`, so the first service's first call draws from `seed`.
+    /// The jitter seed of a call's first retry: the `k`-th call of the layer's services
+    /// to retry gets `seed + k * STREAM_GAP`, so the first draws from `seed`. Taken at
+    /// the first retry, so that a call that is not retried carries no seed.
     pub(crate) fn next_seed(&self) -> u64 {
         // Relaxed: only uniqueness matters, which a read-modify-write gives.
         let k = self.streams.fetch_add(1, Ordering::Relaxed);
@@ -99,8 +100,8 @@ impl Shared {
     }
 }
 
-/// Spacing between the seed streams of services (an odd constant, so that streams do
-/// not meet for 2^64 services).
+/// Spacing between the seed streams of calls (an odd constant, so that streams do not
+/// meet for 2^64 calls).
 const STREAM_GAP: u64 = 0xD1B5_4A32_D192_ED03;
 
 /// Retries failed calls with backoff, jitter, pushback and a retry budget.
@@ -283,10 +284,12 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
         self
     }
 
-    /// Seeds the jitter. The first call of the first service the layer makes draws its
-    /// first delay from `rng = SmallRng::seed_from_u64(seed)`, and each next delay from
-    /// `SmallRng::seed_from_u64(rng.next_u64())` of the one before. Without it the seed
-    /// is random.
+    /// Seeds the jitter. The first call to retry, of all the services the layer makes
+    /// and their clones, draws its first delay from `rng = SmallRng::seed_from_u64(seed)`,
+    /// and each next delay from `SmallRng::seed_from_u64(rng.next_u64())` of the one
+    /// before; the `k`-th call to retry starts from a seed `k` steps further along a
+    /// fixed sequence, so a test that retries its calls one at a time sees the same
+    /// delays on every run. Without it the seed is random.
     pub fn seed(mut self, seed: u64) -> Self {
         self.settings.seed = Some(seed);
         self
@@ -431,7 +434,7 @@ mod tests {
     }
 
     #[test]
-    fn seeds_are_distinct_per_service() {
+    fn seeds_are_distinct_per_call() {
         let layer = RetryLayer::builder().seed(7).build().unwrap();
         assert_eq!(layer.shared.next_seed(), 7);
         assert_ne!(layer.shared.next_seed(), 7);

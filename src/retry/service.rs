@@ -5,6 +5,7 @@ use super::layer::{Proto, Shards, Shared};
 use super::policy::{ByClone, CloneRequest, DefaultPolicy, Listener, NoListener, Policy};
 use crate::clock::TokioClock;
 use crate::error::BoxError;
+use crate::shard::Handle;
 use buttress_core::budget::RetryBudget;
 use buttress_core::{Clock, Nanos};
 use std::fmt;
@@ -21,11 +22,9 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
     policy: P,
     cloner: C,
     listener: L,
-    /// The jitter seed of the next call; advanced by a constant per call.
-    seed: u64,
     /// This service's handle on the shared state (see [`crate::shard`]): that of the
     /// thread that first called it.
-    slot: u8,
+    handle: Handle<Proto<S>>,
     /// What every call reads, copied here from the layer's state when the service is
     /// made, so that a call finds it without following three pointers. Measured: read
     /// through the shared state instead, a call with the budget costs about 2 ns more
@@ -56,16 +55,11 @@ impl Hot {
     }
 }
 
-/// Spacing between the seeds of consecutive calls of one service (the golden ratio;
-/// `SmallRng::seed_from_u64` mixes the seed further).
-const CALL_GAP: u64 = 0x9E37_79B9_7F4A_7C15;
-
 impl<S, P, C, L> Retry<S, P, C, L> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>, policy: P, cloner: C, listener: L) -> Self
     where
         S: Clone,
     {
-        let seed = shared.next_seed();
         let hot = Hot::of(&shared);
         let shared = crate::shard::Shards::new(Arc::new(Proto::new(shared, inner.clone())));
         Retry {
@@ -74,8 +68,7 @@ impl<S, P, C, L> Retry<S, P, C, L> {
             policy,
             cloner,
             listener,
-            seed,
-            slot: crate::shard::UNSET,
+            handle: Handle::new(),
             hot,
         }
     }
@@ -99,12 +92,11 @@ impl<S, P, C, L> Retry<S, P, C, L> {
 }
 
 impl<S: Clone, P: Clone, C: Clone, L: Clone> Clone for Retry<S, P, C, L> {
-    /// A clone shares the budget and draws jitter from its own seed stream.
+    /// A clone shares the budget and the layer's jitter seeds.
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            seed: self.shared.get().shared.next_seed(),
-            slot: crate::shard::UNSET,
+            handle: Handle::new(),
             hot: self.hot.clone(),
             shared: self.shared.clone(),
             policy: self.policy.clone(),
@@ -153,12 +145,11 @@ where
         };
         // The future reaches the config, the budget, the instruments and the prototype
         // through one reference, taken on this thread's handle (see `crate::shard`).
-        let shards = &*self.shared;
-        let handle = shards.at(&mut self.slot).clone();
+        let handle = self.handle.get(&self.shared);
         if let Some(b) = &hot.budget {
             // In the lane of this service's thread, so that threads do not write one
             // counter (see the budget's docs).
-            let lane = usize::from(self.slot);
+            let lane = handle.lane();
             if hot.needs_clock {
                 b.deposit_in(lane, start);
             } else {
@@ -168,13 +159,12 @@ where
             }
         }
         handle.get().shared.obs.attempt();
+        let handle = handle.clone();
         let next = if hot.may_retry {
             self.cloner.clone_request(&req)
         } else {
             None
         };
-        let seed = self.seed;
-        self.seed = self.seed.wrapping_add(CALL_GAP);
         // Call the service that was made ready. Retries go through clones of the
         // prototype, so this call clones no service.
         let fut = self.inner.call(req);
@@ -184,7 +174,6 @@ where
             Attempts::new(
                 handle,
                 start,
-                seed,
                 self.policy.clone(),
                 self.cloner.clone(),
                 self.listener.clone(),
