@@ -74,6 +74,7 @@ use crate::sync::{AtomicU64, Ordering};
 use state::{GEN_MASK, Word};
 use std::fmt;
 use std::hash::BuildHasher;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Duration;
 use window::{CountWindow, Counts, TimeWindow, Window};
@@ -576,8 +577,30 @@ impl<X> Breaker<X> {
 
     #[inline]
     fn record<R>(&self, p: &Held<R>, outcome: Outcome, now: impl FnOnce() -> Nanos) {
-        let mut now = LazyNow::new(now);
         let cur = self.load();
+        // The common case, decided with three loads and no write: a success while
+        // closed in the permit's generation, into a count window full of successes,
+        // with no slow calls to time (see `CountWindow::record`).
+        if outcome == Outcome::Success
+            && cur.is_closed_in(p.generation())
+            && self.config.slow_call_duration.is_none()
+            && self.window.is_count_of_successes()
+        {
+            return;
+        }
+        self.record_from(cur, p, outcome, now);
+    }
+
+    /// [`record`](Self::record) past its common case.
+    #[inline(never)]
+    fn record_from<R>(
+        &self,
+        cur: Word,
+        p: &Held<R>,
+        outcome: Outcome,
+        now: impl FnOnce() -> Nanos,
+    ) {
+        let mut now = LazyNow::new(now);
         if cur.generation() != p.generation() {
             // Fenced: the permit belongs to an earlier generation.
             return;
@@ -791,11 +814,11 @@ fn permit<R: BreakerRef>(
     probe: bool,
 ) -> Permit<R::Ext, R> {
     Permit {
-        held: Some(Held {
+        held: ManuallyDrop::new(Some(Held {
             owner: owner.clone(),
             started_at,
             meta: generation as u64 | if probe { PROBE } else { 0 },
-        }),
+        })),
     }
 }
 
@@ -805,8 +828,10 @@ fn permit<R: BreakerRef>(
 /// half-open probe slot it may hold.
 pub struct Permit<X = (), R: BreakerRef<Ext = X> = Arc<Breaker<X>>> {
     /// `None` once reported. (An `Option` rather than a flag: taking it is one
-    /// whole-word store, which keeps moves of the permit cheap.)
-    held: Option<Held<R>>,
+    /// whole-word store, which keeps moves of the permit cheap.) In a `ManuallyDrop`
+    /// so that the permit's drop is its own one check, small enough to inline
+    /// wherever a permit is dropped: what it holds is dropped out of line.
+    held: ManuallyDrop<Option<Held<R>>>,
 }
 
 struct Held<R> {
@@ -857,9 +882,9 @@ impl<X, R: BreakerRef<Ext = X>> Permit<X, R> {
         // Read in place, then cleared: moving the held fields out in one wide copy
         // would load what the caller has just stored field by field, which the
         // processor cannot forward from its store buffer (a stall of several ns).
-        if let Some(held) = &self.held {
+        if let Some(held) = &*self.held {
             held.owner.breaker().record(held, outcome, now);
-            self.held = None;
+            *self.held = None;
         }
     }
 
@@ -868,10 +893,10 @@ impl<X, R: BreakerRef<Ext = X>> Permit<X, R> {
     #[inline]
     pub fn record_once_with(&mut self, outcome: Outcome, now: impl FnOnce(&X) -> Nanos) {
         // In place, as in `record_once`.
-        if let Some(held) = &self.held {
+        if let Some(held) = &*self.held {
             let breaker = held.owner.breaker();
             breaker.record(held, outcome, || now(breaker.extension()));
-            self.held = None;
+            *self.held = None;
         }
     }
 
@@ -907,7 +932,19 @@ impl<X, R: BreakerRef<Ext = X>> Permit<X, R> {
 impl<X, R: BreakerRef<Ext = X>> Drop for Permit<X, R> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(held) = &self.held {
+        // Reported (the common case): nothing is left to drop.
+        if self.held.is_some() {
+            self.drop_unreported();
+        }
+    }
+}
+
+impl<X, R: BreakerRef<Ext = X>> Permit<X, R> {
+    /// Dropped unreported: gives back a probe slot, and drops the reference.
+    #[cold]
+    #[inline(never)]
+    fn drop_unreported(&mut self) {
+        if let Some(held) = self.held.take() {
             if held.is_probe() {
                 held.owner.breaker().release_probe(held.generation());
             }

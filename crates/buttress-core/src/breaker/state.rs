@@ -116,6 +116,12 @@ impl Word {
         ((self.0 >> REOPENS_SHIFT) & REOPENS_MAX) as u32
     }
 
+    /// Closed, in generation `generation` (one comparison).
+    #[inline]
+    pub(crate) const fn is_closed_in(self, generation: u32) -> bool {
+        self.0 & (TAG_MASK | (GEN_MASK as u64) << GEN_SHIFT) == (generation as u64) << GEN_SHIFT
+    }
+
     #[inline]
     pub(crate) const fn generation(self) -> u32 {
         (self.0 >> GEN_SHIFT) as u32 & GEN_MASK
@@ -195,5 +201,26 @@ mod tests {
         let w = Word((GEN_MASK as u64) << GEN_SHIFT);
         assert_eq!(w.generation(), GEN_MASK);
         assert_eq!(w.next(State::Closed, 0).generation(), 0);
+    }
+
+    #[test]
+    fn closed_in_a_generation_is_both_at_once() {
+        for g in [0, 1, 77, GEN_MASK] {
+            let closed = Word((g as u64) << GEN_SHIFT);
+            assert!(closed.is_closed_in(g));
+            assert!(!closed.is_closed_in(g.wrapping_add(1) & GEN_MASK));
+            for to in [
+                State::Open,
+                State::HalfOpen,
+                State::Disabled,
+                State::ForcedOpen,
+            ] {
+                // Same generation, other state; and the probe and reopen bits aside.
+                let other = Word(closed.0 | to.tag());
+                assert!(!other.is_closed_in(g), "{to:?}");
+            }
+            let busy = Word(closed.0 | (3 << REOPENS_SHIFT) | (5 << ISSUED_SHIFT));
+            assert!(busy.is_closed_in(g), "other fields do not matter");
+        }
     }
 }

@@ -298,6 +298,16 @@ pub(crate) enum Window {
 }
 
 impl Window {
+    /// A count window whose last N outcomes are all successes: one more success
+    /// changes nothing.
+    #[inline]
+    pub(crate) fn is_count_of_successes(&self) -> bool {
+        match self {
+            Window::Count(w) => w.all_successes(),
+            Window::Time(_) => false,
+        }
+    }
+
     #[inline]
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, Window::Time(_))
