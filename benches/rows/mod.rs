@@ -416,6 +416,21 @@ pub fn visit_all<V: Visit>(v: &mut V) {
     v.visit(
         row(
             Trivial,
+            "ref_tokio_clock_now",
+            REFERENCE,
+            "bare + one `TokioClock::now()` (tokio's instant, as nanoseconds)",
+        ),
+        {
+            let clock = buttress::clock::TokioClock::new();
+            peers::Extra(Bare, move || {
+                black_box(buttress_core::Clock::now(&clock));
+            })
+        },
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
             "ref_arc_clone",
             REFERENCE,
             "bare + one `Arc` clone and drop",

@@ -373,6 +373,21 @@ where
         }
     }
 
+    /// After an attempt the policy wants retried, as the fast path found it: start the
+    /// retry, or return the final result. Out of line, with everything after it.
+    #[inline(never)]
+    fn retry_after(
+        mut self: Pin<&mut Self>,
+        result: Result<S::Response, BoxError>,
+        decision: Decision,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Response, BoxError>> {
+        match self.as_mut().after_attempt(result, decision) {
+            Some(out) => Poll::Ready(out),
+            None => self.poll_retrying(cx),
+        }
+    }
+
     /// Everything after the first attempt's result: kept out of line so that the fast
     /// path stays small enough to inline.
     #[inline(never)]
@@ -446,19 +461,16 @@ where
 
     #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // The fast path: the first attempt's result, final by the policy.
+        // The fast path: an attempt's result, final by the policy (`finish` tells a
+        // first attempt from a retry, and only on an error).
         let this = self.as_mut().project();
-        if this.attempts.retrying.is_none() {
-            if let StateProj::Calling { fut } = this.state.project() {
-                let result = ready!(fut.poll(cx)).map_err(Into::into);
-                let decision = this.attempts.decide(this.request.as_ref(), &result);
-                if decision == Decision::Return {
-                    return Poll::Ready(this.attempts.finish(result, false));
-                }
-                if let Some(out) = self.as_mut().after_attempt(result, decision) {
-                    return Poll::Ready(out);
-                }
+        if let StateProj::Calling { fut } = this.state.project() {
+            let result = ready!(fut.poll(cx)).map_err(Into::into);
+            let decision = this.attempts.decide(this.request.as_ref(), &result);
+            if decision == Decision::Return {
+                return Poll::Ready(this.attempts.finish(result, false));
             }
+            return self.retry_after(result, decision, cx);
         }
         self.poll_retrying(cx)
     }
