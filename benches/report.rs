@@ -219,8 +219,14 @@ const EQUIVALENTS: &[(&str, &[&str])] = &[
         "buttress_circuit_breaker",
         &["tr_circuit_breaker", "failsafe_breaker", "recloser_breaker"],
     ),
-    ("buttress_retry", &["tr_retry", "tower_retry"]),
-    ("buttress_retry_budget", &["tr_retry", "tower_retry"]),
+    (
+        "buttress_retry",
+        &["tr_retry", "tower_retry", "tower_retry_box_error"],
+    ),
+    (
+        "buttress_retry_budget",
+        &["tr_retry", "tower_retry", "tower_retry_box_error"],
+    ),
     ("buttress_retry_shared_inner", &["tower_retry_shared_inner"]),
     ("buttress_timeout", &["tr_time_limiter", "tower_timeout"]),
     (

@@ -574,6 +574,22 @@ fn trivial_peers<V: Visit>(v: &mut V) {
         tower::retry::Retry::new(peers::NeverRetry, Bare),
         trivial_req,
     );
+    // A layer of buttress answers with a `BoxError` (so that layers stack); tower's
+    // `Retry` answers with its service's error, which for the bare service cannot
+    // happen. This row gives tower's the same error type, to show what it costs.
+    v.visit(
+        row(
+            Trivial,
+            "tower_retry_box_error",
+            TOWER,
+            "`Retry` over the bare service with its error boxed, first attempt succeeds",
+        ),
+        tower::retry::Retry::new(
+            peers::NeverRetry,
+            tower::ServiceExt::map_err(Bare, |e: Infallible| -> buttress::BoxError { match e {} }),
+        ),
+        trivial_req,
+    );
     v.visit(
         row(
             Trivial,
