@@ -36,20 +36,32 @@ pub struct Retry<S, P = DefaultPolicy, C = ByClone, L = NoListener> {
 /// The part of the layer's state a call reads whatever happens.
 #[derive(Clone)]
 struct Hot {
-    budget: Option<Arc<RetryBudget>>,
+    before: Before,
     clock: TokioClock,
-    /// A deadline is set: the call's start is read.
-    needs_clock: bool,
     /// More than one attempt is allowed: the request is copied.
     may_retry: bool,
 }
 
+/// What a call does before it is sent: one match, whatever is configured.
+#[derive(Clone)]
+enum Before {
+    Nothing,
+    /// Deposit into the budget (at its cached epoch: no clock read).
+    Deposit(Arc<RetryBudget>),
+    /// Read the call's start, for the deadline; and deposit at it, with a budget.
+    Start(Option<Arc<RetryBudget>>),
+}
+
 impl Hot {
     fn of(shared: &Shared) -> Self {
+        let before = match (&shared.budget, shared.config.needs_clock) {
+            (None, false) => Before::Nothing,
+            (Some(b), false) => Before::Deposit(Arc::clone(b)),
+            (budget, true) => Before::Start(budget.clone()),
+        };
         Hot {
-            budget: shared.budget.clone(),
+            before,
             clock: shared.config.clock,
-            needs_clock: shared.config.needs_clock,
             may_retry: shared.config.max_attempts > 1,
         }
     }
@@ -137,27 +149,28 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let hot = &self.hot;
-        // A clock read only when the deadline needs one.
-        let start = if hot.needs_clock {
-            hot.clock.now()
-        } else {
-            Nanos::ZERO
-        };
         // The future reaches the config, the budget, the instruments and the prototype
         // through one reference, taken on this thread's handle (see `crate::shard`).
         let handle = self.handle.get(&self.shared);
-        if let Some(b) = &hot.budget {
-            // In the lane of this service's thread, so that threads do not write one
-            // counter (see the budget's docs).
-            let lane = handle.lane();
-            if hot.needs_clock {
-                b.deposit_in(lane, start);
-            } else {
+        // Deposits go to the lane of this service's thread, so that threads do not
+        // write one counter (see the budget's docs).
+        let start = match &hot.before {
+            Before::Nothing => Nanos::ZERO,
+            Before::Deposit(b) => {
                 // At the budget's cached epoch: no clock read (but one in 64).
                 let clock = hot.clock;
-                b.deposit_cached_in(lane, || clock.now());
+                b.deposit_cached_in(handle.lane(), || clock.now());
+                Nanos::ZERO
             }
-        }
+            // A clock read only when the deadline needs one.
+            Before::Start(budget) => {
+                let start = hot.clock.now();
+                if let Some(b) = budget {
+                    b.deposit_in(handle.lane(), start);
+                }
+                start
+            }
+        };
         handle.get().shared.obs.attempt();
         let handle = handle.clone();
         let next = if hot.may_retry {
