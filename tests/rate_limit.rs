@@ -142,6 +142,8 @@ async fn a_cancelled_wait_does_not_call_the_service() {
     assert!(r.is_err(), "still waiting when cancelled");
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(*calls.lock().unwrap(), 1);
+    // The waiting call's service went with it: only `svc` holds the counter now.
+    assert_eq!(Arc::strong_count(&calls), 2, "the test's and svc's");
 }
 
 #[tokio::test(start_paused = true)]

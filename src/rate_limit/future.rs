@@ -5,6 +5,7 @@ use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::time::Sleep;
@@ -28,16 +29,55 @@ pin_project! {
             fut: F,
         },
         Waiting {
-            // Boxed so that the admit path's future stays small; only a call that
-            // waits allocates.
-            sleep: Pin<Box<Sleep>>,
-            svc: Option<S>,
-            req: Option<Req>,
+            // Boxed with the service and the request, so that the admit path's future
+            // is the inner one plus a tag, whatever the size of the service.
+            waiting: Parked<S, Req>,
         },
         Rejected {
             err: Option<RateLimited>,
         },
     }
+}
+
+pin_project! {
+    /// A call waiting for its reserved slot.
+    pub(super) struct Waiting<S, Req> {
+        #[pin]
+        sleep: Sleep,
+        svc: Option<S>,
+        req: Option<Req>,
+    }
+}
+
+impl<S, Req> Waiting<S, Req> {
+    /// Boxed: a call that waits is the only one that allocates.
+    pub(super) fn parked(sleep: Sleep, svc: S, req: Req) -> Parked<S, Req> {
+        Parked(ManuallyDrop::new(Some(Box::pin(Waiting {
+            sleep,
+            svc: Some(svc),
+            req: Some(req),
+        }))))
+    }
+}
+
+/// A boxed [`Waiting`] whose drop is out of line, so that the response future's own
+/// drop stays small enough to inline into its caller: the timer and the service in
+/// the box have large drops of their own.
+pub(super) struct Parked<S, Req>(ManuallyDrop<Option<Boxed<S, Req>>>);
+
+type Boxed<S, Req> = Pin<Box<Waiting<S, Req>>>;
+
+impl<S, Req> Drop for Parked<S, Req> {
+    #[inline]
+    fn drop(&mut self) {
+        unpark(&mut self.0);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unpark<S, Req>(waiting: &mut Option<Boxed<S, Req>>) {
+    drop(waiting.take());
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
@@ -48,13 +88,10 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         }
     }
 
-    pub(super) fn waiting(sleep: Pin<Box<Sleep>>, svc: S, req: Req) -> Self {
+    #[inline]
+    pub(super) fn waiting(waiting: Parked<S, Req>) -> Self {
         ResponseFuture {
-            state: State::Waiting {
-                sleep,
-                svc: Some(svc),
-                req: Some(req),
-            },
+            state: State::Waiting { waiting },
         }
     }
 
@@ -115,9 +152,13 @@ where
                         .unwrap_or_else(|| RateLimited::new(Default::default()));
                     return Poll::Ready(Err(err.into()));
                 }
-                StateProj::Waiting { sleep, svc, req } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    match (svc.take(), req.take()) {
+                StateProj::Waiting { waiting } => {
+                    let Some(waiting) = waiting.0.as_mut() else {
+                        unreachable!("a waiting call's box is dropped only with it")
+                    };
+                    let waiting = waiting.as_mut().project();
+                    ready!(waiting.sleep.poll(cx));
+                    match (waiting.svc.take(), waiting.req.take()) {
                         (Some(mut svc), Some(req)) => {
                             let fut = svc.call(req);
                             this.state.set(State::Called { fut });

@@ -1,7 +1,7 @@
 //! The rate-limit services.
 
 use super::error::RateLimited;
-use super::future::ResponseFuture;
+use super::future::{Parked, ResponseFuture, Waiting};
 use super::layer::{Direct, Keyed, SleepClock};
 use crate::BoxError;
 use crate::clock::{Nanos, TokioClock};
@@ -9,11 +9,9 @@ use crate::observe::RateLimitObs;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use tokio::time::Sleep;
 use tower_service::Service;
 
 /// A service limited by one shared GCRA limiter; made by
@@ -60,7 +58,7 @@ impl<S: fmt::Debug, C> fmt::Debug for RateLimit<S, C> {
 /// spanning the 8-byte stores that wrote it, a store-to-load forwarding stall (about
 /// a third of the time spent outside the clock, when the admit path shared its return
 /// slot with an out-of-line wait-or-reject function).
-#[inline]
+#[inline(always)]
 fn dispatch<S, Req, C>(
     inner: &mut S,
     req: Req,
@@ -79,28 +77,35 @@ where
         Ok(wait) => {
             // The slot is reserved: sleep exactly until it, then call the service that
             // was made ready (a clone stays for the next `poll_ready`).
-            let sleep = sleep_until_slot(wait, now, clock, obs);
-            let ready = inner.clone();
-            let svc = std::mem::replace(inner, ready);
-            ResponseFuture::waiting(sleep, svc, req)
+            ResponseFuture::waiting(wait_for_slot(inner, req, wait, now, clock, obs))
         }
         Err(retry_after) => ResponseFuture::rejected(refuse(retry_after, rejected, obs)),
     }
 }
 
-/// The sleep until a slot reserved `wait` after `now`.
+/// A call that sleeps until the slot reserved `wait` after `now`, then calls the
+/// service that was made ready (a clone stays in its place for the next
+/// `poll_ready`). Out of line, and it returns a pointer, not a future (see
+/// `dispatch`).
 #[cold]
 #[inline(never)]
-fn sleep_until_slot<C: SleepClock>(
+fn wait_for_slot<S, Req, C>(
+    inner: &mut S,
+    req: Req,
     wait: Nanos,
     now: Nanos,
     clock: &C,
     obs: &RateLimitObs,
-) -> Pin<Box<Sleep>> {
+) -> Parked<S, Req>
+where
+    S: Clone,
+    C: SleepClock,
+{
     obs.waits(wait.as_duration());
-    Box::pin(tokio::time::sleep_until(
-        clock.deadline(now.saturating_add(wait)),
-    ))
+    let sleep = tokio::time::sleep_until(clock.deadline(now.saturating_add(wait)));
+    let ready = inner.clone();
+    let svc = std::mem::replace(inner, ready);
+    Waiting::parked(sleep, svc, req)
 }
 
 /// A rejection, counted.
