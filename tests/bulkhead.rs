@@ -172,6 +172,40 @@ async fn a_waiter_whose_max_wait_expires_is_rejected() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_in_the_queue_drops_its_service_and_takes_no_slot() {
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let gate = Arc::new(Notify::new());
+    let svc = layer.layer(gated(Arc::clone(&gate)));
+
+    let first = tokio::spawn(svc.clone().oneshot(1));
+    tokio::task::yield_now().await;
+    let mut queued = Box::pin(svc.clone().oneshot(2));
+    assert!(
+        poll_once(&mut queued).await.is_none(),
+        "queued behind the first"
+    );
+    assert_eq!(handle.waiting(), 1);
+    // The test's, svc's, the running call's and the queued call's service.
+    assert_eq!(Arc::strong_count(&gate), 4);
+    drop(queued);
+    assert_eq!(handle.waiting(), 0);
+    assert_eq!(
+        Arc::strong_count(&gate),
+        3,
+        "the queued call's service is gone"
+    );
+
+    gate.notify_one();
+    first.await.unwrap().unwrap();
+    assert_eq!(handle.available(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_queue_rejects_at_once() {
     let layer = BulkheadLayer::builder()
         .max_concurrent(1)

@@ -6,6 +6,7 @@ use crate::BoxError;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tower_service::Service;
@@ -30,14 +31,50 @@ pin_project! {
             permit: Permit,
         },
         Waiting {
-            wait: Wait,
-            svc: Option<S>,
-            req: Option<Req>,
+            // Boxed with the service and the request, so that the admitted call's
+            // future is the inner one and its permit, whatever the size of the
+            // service; dropped out of line.
+            waiting: Parked<S, Req>,
         },
         Rejected {
             err: Option<BulkheadFull>,
         },
     }
+}
+
+/// A call queued for a slot: the wait, then the service made ready and the request.
+pub(super) struct Waiting<S, Req> {
+    wait: Wait,
+    svc: Option<S>,
+    req: Option<Req>,
+}
+
+impl<S, Req> Waiting<S, Req> {
+    /// Boxed: a call that queues is the only one that allocates.
+    pub(super) fn parked(wait: Wait, svc: S, req: Req) -> Parked<S, Req> {
+        Parked(ManuallyDrop::new(Some(Box::new(Waiting {
+            wait,
+            svc: Some(svc),
+            req: Some(req),
+        }))))
+    }
+}
+
+/// A boxed [`Waiting`] whose drop is out of line, so that the response future's own
+/// drop stays small enough to inline into its caller.
+pub(super) struct Parked<S, Req>(ManuallyDrop<Option<Box<Waiting<S, Req>>>>);
+
+impl<S, Req> Drop for Parked<S, Req> {
+    #[inline]
+    fn drop(&mut self) {
+        unpark(&mut self.0);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn unpark<S, Req>(waiting: &mut Option<Box<Waiting<S, Req>>>) {
+    drop(waiting.take());
 }
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
@@ -48,13 +85,10 @@ impl<F, S, Req> ResponseFuture<F, S, Req> {
         }
     }
 
-    pub(super) fn waiting(wait: Wait, svc: S, req: Req) -> Self {
+    #[inline]
+    pub(super) fn waiting(waiting: Parked<S, Req>) -> Self {
         ResponseFuture {
-            state: State::Waiting {
-                wait,
-                svc: Some(svc),
-                req: Some(req),
-            },
+            state: State::Waiting { waiting },
         }
     }
 
@@ -116,7 +150,11 @@ where
                 let err = err.take().unwrap_or_default();
                 return Poll::Ready(Err(err.into()));
             }
-            StateProj::Waiting { wait, svc, req } => {
+            StateProj::Waiting { waiting } => {
+                let Some(waiting) = waiting.0.as_mut() else {
+                    unreachable!("a queued call's box is dropped only with it")
+                };
+                let Waiting { wait, svc, req } = &mut **waiting;
                 let permit = match ready!(wait.as_mut().poll(cx)) {
                     Ok(p) => p,
                     Err(full) => return Poll::Ready(Err(full.into())),

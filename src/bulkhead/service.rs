@@ -1,7 +1,7 @@
 //! The bulkhead service.
 
 use super::error::BulkheadFull;
-use super::future::ResponseFuture;
+use super::future::{Parked, ResponseFuture, Waiting};
 use super::shared::{Permit, Shared, Wait};
 use crate::BoxError;
 use std::fmt;
@@ -100,11 +100,7 @@ where
                 Some(p) => p,
                 None => match self.shared.wait() {
                     Some(wait) => {
-                        // Keep the service that was made ready for when the slot comes;
-                        // leave a clone here for the next `poll_ready`.
-                        let ready = self.inner.clone();
-                        let svc = std::mem::replace(&mut self.inner, ready);
-                        return ResponseFuture::waiting(wait, svc, req);
+                        return ResponseFuture::waiting(queue(&mut self.inner, req, wait));
                     }
                     None => {
                         self.shared.obs().rejected();
@@ -115,6 +111,17 @@ where
         };
         ResponseFuture::called(self.inner.call(req), permit)
     }
+}
+
+/// A call queued for a slot, with the service that was made ready (a clone stays in
+/// its place for the next `poll_ready`). Out of line, and it returns a pointer, not a
+/// future (see `call`).
+#[cold]
+#[inline(never)]
+fn queue<S: Clone, Req>(inner: &mut S, req: Req, wait: Wait) -> Parked<S, Req> {
+    let ready = inner.clone();
+    let svc = std::mem::replace(inner, ready);
+    Waiting::parked(wait, svc, req)
 }
 
 impl<S: Clone> Bulkhead<S> {
