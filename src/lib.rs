@@ -38,6 +38,7 @@ pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod classify;
 pub mod clock;
+mod cold;
 pub mod error;
 pub mod fallback;
 #[cfg(feature = "grpc")]

@@ -147,62 +147,75 @@ async fn waiters_are_served_first_come_first_served() {
     assert_eq!(handle.waiting(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_waiter_whose_max_wait_expires_is_rejected() {
+/// A bulkhead of one slot that queues for up to `max_wait`, and a call holding that
+/// slot until `gate` is notified.
+struct OneSlotTaken<S> {
+    handle: buttress::bulkhead::BulkheadHandle,
+    gate: Arc<Notify>,
+    svc: S,
+    first: tokio::task::JoinHandle<Result<u32, BoxError>>,
+}
+
+async fn one_slot_taken(
+    max_wait: Duration,
+) -> OneSlotTaken<impl Service<u32, Response = u32, Error = BoxError, Future: Send> + Clone> {
     let layer = BulkheadLayer::builder()
         .max_concurrent(1)
-        .max_wait(Duration::from_millis(100))
+        .max_wait(max_wait)
         .build()
         .unwrap();
     let handle = layer.handle();
     let gate = Arc::new(Notify::new());
     let svc = layer.layer(gated(Arc::clone(&gate)));
-
     let first = tokio::spawn(svc.clone().oneshot(1));
     tokio::task::yield_now().await;
+    OneSlotTaken {
+        handle,
+        gate,
+        svc,
+        first,
+    }
+}
+
+impl<S> OneSlotTaken<S> {
+    /// Lets the first call finish; its slot comes back.
+    async fn release(self) {
+        self.gate.notify_one();
+        self.first.await.unwrap().unwrap();
+        assert_eq!(self.handle.available(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_whose_max_wait_expires_is_rejected() {
+    let t = one_slot_taken(Duration::from_millis(100)).await;
     let start = tokio::time::Instant::now();
-    let err = svc.clone().oneshot(2).await.unwrap_err();
+    let err = t.svc.clone().oneshot(2).await.unwrap_err();
     assert!(is_full(&err));
     assert_eq!(start.elapsed(), Duration::from_millis(100));
-    assert_eq!(handle.waiting(), 0);
-
-    gate.notify_one();
-    first.await.unwrap().unwrap();
-    assert_eq!(handle.available(), 1);
+    assert_eq!(t.handle.waiting(), 0);
+    t.release().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_waiter_dropped_in_the_queue_drops_its_service_and_takes_no_slot() {
-    let layer = BulkheadLayer::builder()
-        .max_concurrent(1)
-        .max_wait(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    let gate = Arc::new(Notify::new());
-    let svc = layer.layer(gated(Arc::clone(&gate)));
-
-    let first = tokio::spawn(svc.clone().oneshot(1));
-    tokio::task::yield_now().await;
-    let mut queued = Box::pin(svc.clone().oneshot(2));
+    let t = one_slot_taken(Duration::from_secs(5)).await;
+    let mut queued = Box::pin(t.svc.clone().oneshot(2));
     assert!(
         poll_once(&mut queued).await.is_none(),
         "queued behind the first"
     );
-    assert_eq!(handle.waiting(), 1);
+    assert_eq!(t.handle.waiting(), 1);
     // The test's, svc's, the running call's and the queued call's service.
-    assert_eq!(Arc::strong_count(&gate), 4);
+    assert_eq!(Arc::strong_count(&t.gate), 4);
     drop(queued);
-    assert_eq!(handle.waiting(), 0);
+    assert_eq!(t.handle.waiting(), 0);
     assert_eq!(
-        Arc::strong_count(&gate),
+        Arc::strong_count(&t.gate),
         3,
         "the queued call's service is gone"
     );
-
-    gate.notify_one();
-    first.await.unwrap().unwrap();
-    assert_eq!(handle.available(), 1);
+    t.release().await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,10 +3,10 @@
 use super::error::BulkheadFull;
 use super::shared::{Permit, Wait};
 use crate::BoxError;
+use crate::cold::ColdDrop;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tower_service::Service;
@@ -52,30 +52,16 @@ pub(super) struct Waiting<S, Req> {
 impl<S, Req> Waiting<S, Req> {
     /// Boxed: a call that queues is the only one that allocates.
     pub(super) fn parked(wait: Wait, svc: S, req: Req) -> Parked<S, Req> {
-        Parked(ManuallyDrop::new(Some(Box::new(Waiting {
+        ColdDrop::new(Box::new(Waiting {
             wait,
             svc: Some(svc),
             req: Some(req),
-        }))))
+        }))
     }
 }
 
-/// A boxed [`Waiting`] whose drop is out of line, so that the response future's own
-/// drop stays small enough to inline into its caller.
-pub(super) struct Parked<S, Req>(ManuallyDrop<Option<Box<Waiting<S, Req>>>>);
-
-impl<S, Req> Drop for Parked<S, Req> {
-    #[inline]
-    fn drop(&mut self) {
-        unpark(&mut self.0);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn unpark<S, Req>(waiting: &mut Option<Box<Waiting<S, Req>>>) {
-    drop(waiting.take());
-}
+/// A boxed [`Waiting`], dropped out of line (see [`ColdDrop`]).
+pub(super) type Parked<S, Req> = ColdDrop<Box<Waiting<S, Req>>>;
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
     #[inline]
@@ -151,7 +137,7 @@ where
                 return Poll::Ready(Err(err.into()));
             }
             StateProj::Waiting { waiting } => {
-                let Some(waiting) = waiting.0.as_mut() else {
+                let Some(waiting) = waiting.as_mut() else {
                     unreachable!("a queued call's box is dropped only with it")
                 };
                 let Waiting { wait, svc, req } = &mut **waiting;

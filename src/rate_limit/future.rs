@@ -2,10 +2,10 @@
 
 use super::error::RateLimited;
 use crate::BoxError;
+use crate::cold::ColdDrop;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::time::Sleep;
@@ -52,33 +52,17 @@ pin_project! {
 impl<S, Req> Waiting<S, Req> {
     /// Boxed: a call that waits is the only one that allocates.
     pub(super) fn parked(sleep: Sleep, svc: S, req: Req) -> Parked<S, Req> {
-        Parked(ManuallyDrop::new(Some(Box::pin(Waiting {
+        ColdDrop::new(Box::pin(Waiting {
             sleep,
             svc: Some(svc),
             req: Some(req),
-        }))))
+        }))
     }
 }
 
-/// A boxed [`Waiting`] whose drop is out of line, so that the response future's own
-/// drop stays small enough to inline into its caller: the timer and the service in
-/// the box have large drops of their own.
-pub(super) struct Parked<S, Req>(ManuallyDrop<Option<Boxed<S, Req>>>);
-
-type Boxed<S, Req> = Pin<Box<Waiting<S, Req>>>;
-
-impl<S, Req> Drop for Parked<S, Req> {
-    #[inline]
-    fn drop(&mut self) {
-        unpark(&mut self.0);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn unpark<S, Req>(waiting: &mut Option<Boxed<S, Req>>) {
-    drop(waiting.take());
-}
+/// A boxed [`Waiting`], dropped out of line (see [`ColdDrop`]): the timer and the
+/// service in the box have large drops of their own.
+pub(super) type Parked<S, Req> = ColdDrop<Pin<Box<Waiting<S, Req>>>>;
 
 impl<F, S, Req> ResponseFuture<F, S, Req> {
     #[inline]
@@ -153,7 +137,7 @@ where
                     return Poll::Ready(Err(err.into()));
                 }
                 StateProj::Waiting { waiting } => {
-                    let Some(waiting) = waiting.0.as_mut() else {
+                    let Some(waiting) = waiting.as_mut() else {
                         unreachable!("a waiting call's box is dropped only with it")
                     };
                     let waiting = waiting.as_mut().project();

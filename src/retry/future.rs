@@ -3,6 +3,7 @@
 use super::error::{BudgetExhausted, RetriesExhausted};
 use super::layer::{Config, Proto};
 use super::policy::{CloneRequest, Decision, Listener, Policy, RetryEvent, RetryReason};
+use crate::cold::ColdDrop;
 use crate::error::BoxError;
 use crate::shard::ShardRef;
 use buttress_core::budget::{RetryBudget, Withdrawal};
@@ -12,7 +13,6 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use std::fmt;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -56,8 +56,10 @@ pub(crate) struct Attempts<S, P, C, L> {
     /// The service's prototype and the layer's shared state (its config, budget and
     /// instruments), through this thread's handle.
     proto: ShardRef<Proto<S>>,
-    /// Made at the first retry: until then, this is the first attempt.
-    retrying: Later<S>,
+    /// Made at the first retry: until then, this is the first attempt. Dropped out of
+    /// line (timer, service, refund), so that a call that never retried drops with one
+    /// check.
+    retrying: ColdDrop<Pin<Box<Retrying<S>>>>,
     start: Nanos,
     policy: P,
     cloner: C,
@@ -104,42 +106,6 @@ impl<S> RetryingProj<'_, S> {
     }
 }
 
-/// A call's [`Retrying`], once it has one. Dropping it is one check, inlined, for the
-/// calls that never retried; the drop of the state itself (timer, service, refund) is
-/// out of line.
-struct Later<S>(ManuallyDrop<Option<Pin<Box<Retrying<S>>>>>);
-
-impl<S> Drop for Later<S> {
-    #[inline]
-    fn drop(&mut self) {
-        // The `ManuallyDrop` leaves nothing else to drop: taken out here or never made.
-        if self.0.is_some() {
-            drop_retrying(&mut self.0);
-        }
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn drop_retrying<S>(retrying: &mut Option<Pin<Box<Retrying<S>>>>) {
-    drop(retrying.take());
-}
-
-impl<S> std::ops::Deref for Later<S> {
-    type Target = Option<Pin<Box<Retrying<S>>>>;
-    #[inline]
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl<S> std::ops::DerefMut for Later<S> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
 /// What to do after an attempt.
 enum Step {
     Return,
@@ -167,7 +133,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     ) -> Self {
         Attempts {
             proto,
-            retrying: Later(ManuallyDrop::new(None)),
+            retrying: ColdDrop::none(),
             start,
             policy,
             cloner,
