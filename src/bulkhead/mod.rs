@@ -23,7 +23,8 @@
 //!   keep their slots in tokio's fair semaphore, whose queue hands a freed slot to the
 //!   oldest waiter: its admit path is one compare-and-swap, but its release takes the
 //!   semaphore's (uncontended) internal lock, and only a call that actually has to wait
-//!   allocates (its queued wait).
+//!   allocates: its queued wait, and the box that keeps it with the service and the
+//!   request (so that an admitted call's future stays small whatever the service).
 //! - The service must be `Clone`: a call that waits keeps the service that was made
 //!   ready and leaves a clone behind.
 //! - **Metrics and tracing**: with the `metrics` feature the bulkhead keeps an
