@@ -287,12 +287,40 @@ fn versus(out: &mut String, data: &Data) {
     }
 }
 
+/// A reference row and what it stands for, in a floor.
+type Part = (&'static str, &'static str);
+
 /// The targets of the issues, each checked where its rows were measured.
 fn targets(out: &mut String, data: &Data) {
     let g1 = Workload::Trivial.group();
     let over = |group: &str, id: &str| sub(data.get(group, id).ns, data.get(group, "bare").ns);
     let allocs = |id: &str| data.get(g1, id).allocs;
     let present = |id: &str| data.rows.iter().any(|r| r.id == id);
+    // What bounds a target from below on this machine, from the reference rows of the
+    // same run: the sum of their overheads, said after the measured figure.
+    let floor = |parts: &[Part]| -> String {
+        let mut total = Some(0.0);
+        let mut said = Vec::new();
+        for (id, what) in parts {
+            let o = over(g1, id);
+            total = total.zip(o).map(|(t, o)| t + o);
+            said.push(format!("{what} {}", signed(o, 1)));
+        }
+        if parts.len() == 1 {
+            format!("; its {} alone", said.join(""))
+        } else {
+            format!("; its {}: {} ns", said.join(" and "), signed(total, 1))
+        }
+    };
+    // The floor of a 2-thread row whose every call writes one word both threads share:
+    // two read-modify-writes on a shared word and nothing else (`ref_arc_clone`).
+    let shared_word = || {
+        format!(
+            "; two read-modify-writes on one shared word alone: {} ns on 2 threads, {} on 1",
+            signed(over(TWO_THREADS, "ref_arc_clone"), 1),
+            signed(over(g1, "ref_arc_clone"), 1)
+        )
+    };
 
     out.push_str("| target | measured | met |\n|---|---|---|\n");
     let mut line = |target: String, measured: String, met: Option<bool>| {
@@ -306,46 +334,76 @@ fn targets(out: &mut String, data: &Data) {
     // A row's 2-thread overhead against twice its 1-thread one. With a 1-thread
     // overhead near zero the ratio means nothing: the bound is twice the larger of it
     // and 1 ns.
-    let scales = |line: &mut dyn FnMut(String, String, Option<bool>), what: &str, id: &str| {
-        if let (Some(o1), Some(o2)) = (over(g1, id), over(TWO_THREADS, id)) {
-            line(
-                format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
-                format!("{o2:+.1} ns vs {o1:+.1} ns"),
-                Some(o2 <= 2.0 * o1.max(1.0)),
-            );
-        }
-    };
-    let ns_limits: &[(&str, &str, f64)] = &[
-        ("buttress_pipeline", "full pipeline", 60.0),
+    let scales =
+        |line: &mut dyn FnMut(String, String, Option<bool>), what: &str, id: &str, note: &str| {
+            if let (Some(o1), Some(o2)) = (over(g1, id), over(TWO_THREADS, id)) {
+                let met = o2 <= 2.0 * o1.max(1.0);
+                line(
+                    format!("{what}: 2-thread overhead at most 2× the 1-thread one"),
+                    format!("{o2:+.1} ns vs {o1:+.1} ns{}", if met { "" } else { note }),
+                    Some(met),
+                );
+            }
+        };
+    let clock = [("ref_tokio_clock_now", "clock read")];
+    let ns_limits: &[(&str, &str, f64, &[Part])] = &[
+        ("buttress_pipeline", "full pipeline", 60.0, &clock),
         (
             "buttress_pipeline_quanta",
             "full pipeline, limiter on quanta clock",
             60.0,
+            &[],
         ),
-        ("buttress_circuit_breaker", "circuit breaker, closed", 10.0),
-        ("buttress_retry", "retry, first attempt succeeds", 5.0),
-        ("buttress_retry_budget", "retry with budget", 12.0),
-        ("buttress_timeout", "timeout, ready at once", 25.0),
-        ("buttress_bulkhead", "bulkhead, admitted", 10.0),
-        ("buttress_rate_limit_keyed", "keyed rate limiter", 40.0),
+        (
+            "buttress_circuit_breaker",
+            "circuit breaker, closed",
+            10.0,
+            &[],
+        ),
+        ("buttress_retry", "retry, first attempt succeeds", 5.0, &[]),
+        ("buttress_retry_budget", "retry with budget", 12.0, &[]),
+        ("buttress_timeout", "timeout, ready at once", 25.0, &[]),
+        ("buttress_bulkhead", "bulkhead, admitted", 10.0, &[]),
+        (
+            "buttress_rate_limit_keyed",
+            "keyed rate limiter",
+            40.0,
+            &clock,
+        ),
         (
             "buttress_rate_limit_keyed_quanta",
             "keyed rate limiter, quanta clock",
             40.0,
+            &[],
         ),
-        ("buttress_fallback", "fallback, success path", 2.0),
+        ("buttress_fallback", "fallback, success path", 2.0, &[]),
     ];
-    for (id, what, limit) in ns_limits {
+    for (id, what, limit, parts) in ns_limits {
         if !present(id) {
             continue;
         }
         let o = over(g1, id);
+        let met = o.zip(allocs(id)).map(|(o, a)| o <= *limit && a == 0.0);
+        let note = if met == Some(false) && !parts.is_empty() {
+            floor(parts)
+        } else {
+            String::new()
+        };
         line(
             format!("{what}: at most {limit} ns over bare, 0 allocations"),
-            format!("{} ns, {} allocations", signed(o, 1), num(allocs(id), 2)),
-            o.zip(allocs(id)).map(|(o, a)| o <= *limit && a == 0.0),
+            format!(
+                "{} ns, {} allocations{note}",
+                signed(o, 1),
+                num(allocs(id), 2)
+            ),
+            met,
         );
-        scales(&mut line, what, id);
+        let note = if *id == "buttress_bulkhead" {
+            shared_word()
+        } else {
+            String::new()
+        };
+        scales(&mut line, what, id, &note);
     }
     // The direct rate limiter on 2 threads, with each of its clocks.
     for (id, what) in [
@@ -356,7 +414,7 @@ fn targets(out: &mut String, data: &Data) {
         ),
         ("buttress_rate_limit_quanta", "rate limiter (quanta clock)"),
     ] {
-        scales(&mut line, what, id);
+        scales(&mut line, what, id, &shared_word());
     }
     // The breaker's rejection: a clock read (is the wait over?) and a boxed error;
     // with each clock.
@@ -368,15 +426,25 @@ fn targets(out: &mut String, data: &Data) {
             continue;
         }
         let o = over(g1, id);
+        let met = o.map(|o| o <= 30.0);
+        let note = if met == Some(false) && id == "buttress_circuit_breaker_open" {
+            floor(&[
+                ("ref_tokio_clock_now", "clock read"),
+                ("ref_box_error", "boxed error"),
+            ])
+        } else {
+            String::new()
+        };
         line(
             format!("circuit breaker, open rejection ({clock}): at most 30 ns over bare"),
-            format!("{} ns", signed(o, 1)),
-            o.map(|o| o <= 30.0),
+            format!("{} ns{note}", signed(o, 1)),
+            met,
         );
         scales(
             &mut line,
             &format!("circuit breaker, open rejection ({clock})"),
             id,
+            "",
         );
     }
     // The rate limiter against governor's `check()`: with the same kind of clock
@@ -403,10 +471,16 @@ fn targets(out: &mut String, data: &Data) {
         }
         let o = over(g1, ours);
         let g = over(g1, theirs);
+        let met = o.zip(g).map(|(o, g)| o <= g + 5.0);
+        let note = if met == Some(false) && ours == "buttress_rate_limit" {
+            floor(&clock)
+        } else {
+            String::new()
+        };
         line(
             format!("rate limiter: at most governor's `check()` + 5 ns ({clocks})"),
-            format!("{} ns vs {} ns", signed(o, 1), signed(g, 1)),
-            o.zip(g).map(|(o, g)| o <= g + 5.0),
+            format!("{} ns vs {} ns{note}", signed(o, 1), signed(g, 1)),
+            met,
         );
     }
     // No allocation on any buttress row, 1 or 2 threads, either workload.
@@ -556,6 +630,11 @@ fn render(data: &Data, root: &Path) -> String {
     versus(&mut out, data);
 
     out.push_str("\n## Targets\n\n");
+    out.push_str(
+        "Where a target is missed for a reason the reference rows measure, the measured \
+         column adds that floor, from the same run: the clock read and the boxed error a \
+         rejection must make, or two read-modify-writes on one word two threads share.\n\n",
+    );
     targets(&mut out, data);
 
     out.push_str("\n## Trivial service, 1 thread\n\n");
