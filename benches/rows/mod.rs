@@ -446,6 +446,29 @@ pub fn visit_all<V: Visit>(v: &mut V) {
     v.visit(
         row(
             Trivial,
+            "ref_shared_cas",
+            REFERENCE,
+            "bare + one load and compare-and-swap of a word every clone shares",
+        ),
+        {
+            // The shape of the rate limiter's decision, without the decision: on 2
+            // threads, what one exact update of one shared word costs.
+            let word = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            peers::Extra(Bare, move || {
+                use std::sync::atomic::Ordering::Relaxed;
+                let mut cur = word.load(Relaxed);
+                while let Err(actual) =
+                    word.compare_exchange_weak(cur, black_box(cur + 1), Relaxed, Relaxed)
+                {
+                    cur = actual;
+                }
+            })
+        },
+        trivial_req,
+    );
+    v.visit(
+        row(
+            Trivial,
             "ref_box_error",
             REFERENCE,
             "bare + one 16-byte error boxed as a `BoxError` and dropped",
