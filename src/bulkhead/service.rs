@@ -78,11 +78,11 @@ where
     }
 
     // The response future is assembled here, inline, from small values: the helpers
-    // out of line return a permit or a pointer to a queued call, never a whole future. A future written
-    // through a pointer by another function comes back to the caller's state as 16-byte
-    // loads spanning the 8-byte stores that wrote it, a store-to-load forwarding stall
-    // (a third of this layer's cost when the reject mode shared its return slot with
-    // the semaphore modes' out-of-line `call`).
+    // out of line return a permit or a pointer to a queued call, never a whole future.
+    // A future written through a pointer by another function comes back to the
+    // caller's state as 16-byte loads spanning the 8-byte stores that wrote it, a
+    // store-to-load forwarding stall (a third of this layer's cost when the reject mode
+    // shared its return slot with the semaphore modes' out-of-line `call`).
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         // The slot is taken here, with the call, never between `poll_ready` and `call`

@@ -94,10 +94,10 @@ impl fmt::Debug for Permit {
     }
 }
 
-/// The wait of a queued call: only built when the bulkhead is full, so the
-/// allocation it costs (and that of the box its call waits in) is never on the admit
-/// path. `Sync`, so that the service holding
-/// it is too, as axum's `Router::layer` and shared handler state require.
+/// The wait of a queued call: only built when the bulkhead is full, so the allocation
+/// it costs (and that of the box its call waits in) is never on the admit path.
+/// `Sync`, so that the service holding it is too, as axum's `Router::layer` and shared
+/// handler state require.
 pub(super) type Wait = Pin<Box<dyn Future<Output = Result<Permit, BulkheadFull>> + Send + Sync>>;
 
 impl Shared {

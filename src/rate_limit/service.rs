@@ -53,11 +53,11 @@ impl<S: fmt::Debug, C> fmt::Debug for RateLimit<S, C> {
 /// What the limiter said, turned into the response future.
 ///
 /// The future is assembled here, inline, from small values: the out-of-line helpers
-/// return a pointer to a waiting call or an error, never a whole future. A future written through a
-/// pointer by another function comes back to the caller's state as 16-byte loads
-/// spanning the 8-byte stores that wrote it, a store-to-load forwarding stall (about
-/// a third of the time spent outside the clock, when the admit path shared its return
-/// slot with an out-of-line wait-or-reject function).
+/// return a pointer to a waiting call or an error, never a whole future. A future
+/// written through a pointer by another function comes back to the caller's state as
+/// 16-byte loads spanning the 8-byte stores that wrote it, a store-to-load forwarding
+/// stall (about a third of the time spent outside the clock, when the admit path
+/// shared its return slot with an out-of-line wait-or-reject function).
 #[inline(always)]
 fn dispatch<S, Req, C>(
     inner: &mut S,

@@ -43,9 +43,9 @@
 //!   epoch on when nothing else does. A cached epoch is never ahead of the clock, and
 //!   a deposit only ever adds to a slot stamped with the epoch it holds or with a later
 //!   (still past) one, or restarts a slot stamped earlier: so a deposit is counted in
-//!   an epoch no later than the one it was really made in. A stale cached epoch can only make
-//!   requests age out early (under-credit them, which refuses retries sooner), never
-//!   make them count for longer: the bound below still holds.
+//!   an epoch no later than the one it was really made in. A stale cached epoch can
+//!   only make requests age out early (under-credit them, which refuses retries
+//!   sooner), never make them count for longer: the bound below still holds.
 //! - A withdrawal is decided by one compare-and-swap loop on a single word, the number of
 //!   withdrawals still counted (`outstanding`), against the allowance computed from the
 //!   deposits: every grant is serialised through that one word, so the budget is never
