@@ -17,7 +17,7 @@
 //! | [`Jitter::None`] | `d` |
 //! | [`Jitter::Full`] | `U(0, d)` |
 //! | [`Jitter::Equal`] | `d/2 + U(0, d/2)` |
-//! | [`Jitter::Decorrelated`] | `min(cap, U(base, 3 * prev))`, `prev` the previous delay (`base` at first) |
+//! | [`Jitter::Decorrelated`] | `min(cap, U(base, 3 * prev))`, `prev` the previous delay, and `base` at first (or whenever it is below `base`) |
 //!
 //! (`U(a, b)` is uniform over `a..=b`.) Every input is safe: retry `0` is treated as
 //! retry `1`, retry `u32::MAX`, a `Duration::MAX` base or cap and a multiplier below one
@@ -175,9 +175,9 @@ impl Backoff {
 
     /// The delay before retry `n`, jittered, drawing from `rng`.
     ///
-    /// `prev` is the previous delay returned for this call (anything, for example
-    /// [`Nanos::ZERO`], for the first retry); only [`Jitter::Decorrelated`] reads it.
-    /// The result is always in `0..=cap`.
+    /// `prev` is the previous delay returned for this call ([`Nanos::ZERO`] for the first
+    /// retry); only [`Jitter::Decorrelated`] reads it, and reads anything below `base`
+    /// as `base`. The result is always in `0..=cap`.
     pub fn delay<R: RngCore + ?Sized>(&self, n: u32, prev: Nanos, rng: &mut R) -> Nanos {
         match self.jitter {
             Jitter::None => self.capped(n),
@@ -192,8 +192,12 @@ impl Backoff {
                 Nanos::new(half + rng.random_range(0..=d - half))
             }
             Jitter::Decorrelated => {
+                // A `prev` below `base` (zero for the first retry) is read as `base`, so
+                // the first retry is already spread over `base..=3 * base`: taken as
+                // zero it would give exactly `base`, and every client that failed
+                // together would retry together.
                 let lo = self.base.as_u64();
-                let hi = prev.as_u64().saturating_mul(3).max(lo);
+                let hi = prev.as_u64().max(lo).saturating_mul(3);
                 Nanos::new(rng.random_range(lo..=hi)).min_of(self.cap)
             }
         }
@@ -298,6 +302,30 @@ mod tests {
     }
 
     #[test]
+    fn decorrelated_spreads_the_first_retry() {
+        // Clients that failed together must not retry together: the first delay is
+        // drawn from `base..=3 * base`, not pinned to `base`.
+        let b = Backoff::constant(Duration::from_millis(100))
+            .with_cap(Duration::from_secs(10))
+            .with_jitter(Jitter::Decorrelated);
+        let mut rng = SmallRng::seed_from_u64(11);
+        let firsts: Vec<Nanos> = (0..1_000)
+            .map(|_| b.delay(1, Nanos::ZERO, &mut rng))
+            .collect();
+        assert!(firsts.iter().all(|d| *d >= ms(100) && *d <= ms(300)));
+        let distinct: std::collections::HashSet<_> = firsts.iter().collect();
+        assert!(
+            distinct.len() > 900,
+            "{} distinct first delays",
+            distinct.len()
+        );
+        assert!(
+            firsts.iter().any(|d| *d > ms(250)),
+            "the top of the range is reached"
+        );
+    }
+
+    #[test]
     fn decorrelated_grows_from_prev() {
         let b = Backoff::constant(Duration::from_millis(10))
             .with_cap(Duration::from_secs(1))
@@ -306,7 +334,7 @@ mod tests {
         let mut prev = Nanos::ZERO;
         for n in 1..50 {
             let d = b.delay(n, prev, &mut rng);
-            let hi = prev.saturating_mul(3).max_of(ms(10)).min_of(ms(1000));
+            let hi = prev.max_of(ms(10)).saturating_mul(3).min_of(ms(1000));
             assert!(d >= ms(10) && d <= hi, "n={n} prev={prev:?} d={d:?}");
             prev = d;
         }

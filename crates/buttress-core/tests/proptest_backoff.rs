@@ -65,7 +65,8 @@ proptest! {
         let equal = b.with_jitter(Jitter::Equal).delay(n, prev, &mut rng);
         prop_assert!(equal >= Nanos::new(d.as_u64() / 2) && equal <= d);
         let dec = b.with_jitter(Jitter::Decorrelated).delay(n, prev, &mut rng);
-        let hi = prev.saturating_mul(3).max_of(base).min_of(cap);
+        // `prev` below `base` (zero for a first retry) is read as `base`.
+        let hi = prev.max_of(base).saturating_mul(3).min_of(cap);
         prop_assert!(dec >= base.min_of(cap) && dec <= hi, "dec {:?} hi {:?}", dec, hi);
     }
 
