@@ -306,6 +306,88 @@ async fn the_deadline_stops_a_hopeless_attempt() {
     assert_eq!(calls.lock().unwrap().len(), 2);
 }
 
+/// A client that fails its first call, then is not ready again until `ready_at` (a
+/// reconnecting channel): only its readiness is slow.
+#[derive(Clone)]
+struct Reconnecting {
+    ready_at: Instant,
+    calls: Arc<AtomicU32>,
+    sleep: Option<Arc<Mutex<std::pin::Pin<Box<tokio::time::Sleep>>>>>,
+}
+
+impl Service<u32> for Reconnecting {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<u32, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.calls.load(Ordering::SeqCst) == 0 || Instant::now() >= self.ready_at {
+            return Poll::Ready(Ok(()));
+        }
+        let at = self.ready_at;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Arc::new(Mutex::new(Box::pin(tokio::time::sleep_until(at)))));
+        match sleep.lock().unwrap().as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(if n == 0 { Err("reset".into()) } else { Ok(n) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_holds_while_the_service_is_not_ready() {
+    // The retry is scheduled in time (50 ms after the failure), but the client only
+    // becomes ready again at 5 s, after the 1 s deadline: the retry is not sent, and
+    // the call ends at the deadline instead of at 5 s.
+    let calls = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let inner = Reconnecting {
+        ready_at: start + Duration::from_secs(5),
+        calls: calls.clone(),
+        sleep: None,
+    };
+    let layer = RetryLayer::builder()
+        .max_attempts(3)
+        .backoff(Backoff::constant(ms(50)).with_jitter(Jitter::None))
+        .deadline(Duration::from_secs(1))
+        .min_attempt_time(ms(100))
+        .no_budget()
+        .build()
+        .unwrap();
+    let err = layer.layer(inner.clone()).oneshot(0u32).await.unwrap_err();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the retry was never sent");
+    // The last instant a retry may start: the deadline less the minimum attempt time.
+    assert_eq!(start.elapsed(), ms(900));
+    let e = err
+        .downcast_ref::<RetriesExhausted>()
+        .expect("retries exhausted");
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(
+        rejection(&*err).map(|r| r.kind()),
+        Some(RejectionKind::Elapsed),
+        "{err}"
+    );
+
+    // Ready in time (at 500 ms): the retry goes, and succeeds.
+    let calls = Arc::new(AtomicU32::new(0));
+    let start = Instant::now();
+    let inner = Reconnecting {
+        ready_at: start + ms(500),
+        calls: calls.clone(),
+        sleep: None,
+    };
+    let answer = layer.layer(inner).oneshot(0u32).await.unwrap();
+    assert_eq!(answer, 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), ms(500));
+}
+
 /// An HTTP-like response.
 #[derive(Debug, Clone)]
 struct Resp {

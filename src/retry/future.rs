@@ -77,6 +77,10 @@ pin_project! {
         sleep: Sleep,
         // Waiting on `sleep` (else readying `service`).
         waiting: bool,
+        // Readying `service` with a deadline: `sleep` then ends at the last instant a
+        // retry may start, so that a service that stays unready cannot hold the call
+        // past the deadline.
+        guarding: bool,
         // Attempts made: 1 until the first retry is sent.
         made: u32,
         // Seeds the jitter of the next retry; each retry draws from
@@ -120,6 +124,18 @@ struct Wait {
     /// The jitter's state after drawing this delay.
     seed: u64,
     prev_delay: Nanos,
+}
+
+/// The error of a call whose deadline passed before its next retry could be sent (its
+/// service was not ready in time): the attempts made, and
+/// [`Elapsed`](crate::timeout::error::Elapsed) as the source.
+#[cold]
+fn deadline_passed(obs: &crate::observe::RetryObs, made: u32) -> BoxError {
+    obs.retries_exhausted(made);
+    Box::new(RetriesExhausted::new(
+        made,
+        Box::new(crate::timeout::error::Elapsed::new()),
+    ))
 }
 
 impl<S, P, C, L> Attempts<S, P, C, L> {
@@ -172,6 +188,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 let end = crate::clock::instant_after(tokio::time::Instant::now(), wait.delay);
                 r.sleep.reset(end);
                 *r.waiting = true;
+                *r.guarding = false;
                 *r.pending = wait.withdrawal;
                 *r.seed = wait.seed;
                 *r.prev_delay = wait.prev_delay;
@@ -180,6 +197,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 *self.retrying = Some(Box::pin(Retrying {
                     sleep: tokio::time::sleep(wait.delay),
                     waiting: true,
+                    guarding: false,
                     made: 1,
                     seed: wait.seed,
                     prev_delay: wait.prev_delay,
@@ -207,6 +225,16 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
             // No attempt left, or the request could not be copied: it is final.
             None => Decision::Return,
         }
+    }
+
+    /// The last instant (on the layer's clock) at which a retry may still start: the
+    /// deadline less the time an attempt needs at least; `None` without a deadline.
+    #[inline]
+    fn last_start(&self) -> Option<Nanos> {
+        let config = self.config();
+        config
+            .deadline
+            .map(|deadline| (self.start + deadline) - config.min_attempt_time)
     }
 
     /// After a retrying verdict: the wait, or why there is none.
@@ -375,25 +403,53 @@ where
                     }
                 }
                 StateProj::Between => {
+                    let last_start = this.attempts.last_start();
                     let Some(retrying) = this.attempts.retrying.as_mut() else {
                         unreachable!("a call is between attempts only once it retries")
                     };
                     let mut r = retrying.as_mut().project();
+                    let shared = &this.attempts.proto.get().shared;
                     if *r.waiting {
                         ready!(r.sleep.as_mut().poll(cx));
                         *r.waiting = false;
+                        // The wait was scheduled to end in time, but readying the service
+                        // may take any time: the timer now guards the deadline.
+                        if let Some(last) = last_start {
+                            let at = shared.config.clock.instant_at(last);
+                            r.sleep.as_mut().reset(at);
+                            *r.guarding = true;
+                        }
                     }
                     let service = match r.service {
                         Some(service) => service,
                         None => r.service.insert(this.attempts.proto.get().service()),
                     };
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                    let ready = match service.poll_ready(cx) {
+                        Poll::Ready(ready) => ready,
+                        Poll::Pending => {
+                            if *r.guarding && r.sleep.as_mut().poll(cx).is_ready() {
+                                r.refund();
+                                return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    if let Err(e) = ready {
                         let e: BoxError = e.into();
                         // The retry is not sent: give its withdrawal back.
                         r.refund();
                         let made = *r.made;
                         this.attempts.observe(|obs| obs.retries_exhausted(made));
                         return Poll::Ready(Err(Box::new(RetriesExhausted::new(made, e))));
+                    }
+                    // Ready, but perhaps only after the last instant a retry may start:
+                    // then it is not sent (DESIGN: no attempt starts that cannot finish
+                    // before the deadline). One clock read per retry, with a deadline.
+                    if let Some(last) = last_start {
+                        if shared.config.clock.now() > last {
+                            r.refund();
+                            return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
+                        }
                     }
                     // `schedule` only waits when there is a copy of the request.
                     let Some(req) = this.request.take() else {

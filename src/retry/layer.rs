@@ -263,8 +263,13 @@ impl<P, C, L> RetryLayerBuilder<P, C, L> {
     }
 
     /// An overall deadline, from the call: no attempt starts that cannot start (and
-    /// have [`min_attempt_time`](Self::min_attempt_time)) before it. The attempt in
-    /// flight is not cut short: put a timeout outside the retry for that.
+    /// have [`min_attempt_time`](Self::min_attempt_time)) before it. This is checked
+    /// when a retry is scheduled and again when it is about to be sent, after the
+    /// service has become ready (a reconnecting client can take any time): a call whose
+    /// service is not ready by then ends with
+    /// [`RetriesExhausted`](super::error::RetriesExhausted), whose source is
+    /// [`Elapsed`](crate::timeout::error::Elapsed). The attempt in flight is not cut
+    /// short: put a timeout outside the retry for that.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.settings.deadline = Some(deadline);
         self
