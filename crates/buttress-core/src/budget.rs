@@ -39,8 +39,15 @@
 //! - A deposit need not read the clock: [`deposit_cached`](RetryBudget::deposit_cached)
 //!   deposits at the budget's *cached epoch*, the latest epoch any clock read given to
 //!   the budget has shown (every withdrawal gives one), and reads the clock itself only
-//!   on every [`REFRESH_EVERY`]th deposit into a slot of a lane, to move the cached
-//!   epoch on when nothing else does. A cached epoch is never ahead of the clock, and
+//!   when the count of the slot it adds to reaches a power of two below
+//!   [`REFRESH_EVERY`] or a multiple of it ([`refreshes_at`]), to move the cached epoch
+//!   on when nothing else does. Busy lanes thus read the clock about once in 64
+//!   requests, and quiet ones a few times per slot: a lane whose slot holds `c`
+//!   requests last read the clock at most `c / 2` requests ago, so at any request rate
+//!   the cached epoch trails the clock by little more than one slot (with only every
+//!   64th deposit reading it, a client making 2 requests a second would credit half a
+//!   minute of requests to one stale epoch, and they would age out before they were
+//!   ever counted). A cached epoch is never ahead of the clock, and
 //!   a deposit only ever adds to a slot stamped with the epoch it holds or with a later
 //!   (still past) one, or restarts a slot stamped earlier: so a deposit is counted in
 //!   an epoch no later than the one it was really made in. A stale cached epoch can
@@ -179,11 +186,19 @@ pub struct RetryBudget {
     cached_epoch: Padded<AtomicU64>,
 }
 
-/// A cached deposit reads the clock when the slot it adds to reaches a multiple of
-/// this many requests (then the cached epoch moves on if time has): about one clock
-/// read per 64 requests, and at most `REFRESH_EVERY - 1` requests in a row deposited at
-/// a stale epoch.
+/// A busy lane's cached deposits read the clock once per this many requests into a slot
+/// (see [`refreshes_at`]).
 pub const REFRESH_EVERY: u32 = 64;
+
+/// Whether a cached deposit that brought its slot's count to `count` reads the clock
+/// (to move the cached epoch on): at the powers of two below [`REFRESH_EVERY`] and at
+/// every multiple of it. So a slot's clock reads follow its count: at most `c / 2`
+/// requests since the last read when it holds `c`, and never more than
+/// `REFRESH_EVERY - 1` in a row.
+#[inline]
+pub const fn refreshes_at(count: u32) -> bool {
+    count % REFRESH_EVERY == 0 || (count < REFRESH_EVERY && count.is_power_of_two())
+}
 
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -352,14 +367,15 @@ impl RetryBudget {
     }
 
     /// Records one request made now, at the cached epoch, without a clock read, in
-    /// lane `lane` (modulo [`LANES`]): `now` is called only on every
-    /// [`REFRESH_EVERY`]th deposit into a slot of that lane, to move the cached epoch
-    /// on. A stale cached epoch under-credits requests (they age out early), never
-    /// over-credits them: see the [module docs](self).
+    /// lane `lane` (modulo [`LANES`]): `now` is called only when the slot's count
+    /// reaches a count where [`refreshes_at`] says so (about once in
+    /// [`REFRESH_EVERY`] requests on a busy lane), to move the cached epoch on. A stale
+    /// cached epoch under-credits requests (they age out early), never over-credits
+    /// them: see the [module docs](self).
     #[inline]
     pub fn deposit_cached_in(&self, lane: usize, now: impl FnOnce() -> Nanos) {
         let e = self.cached_epoch.0.load(RELAXED);
-        if self.deposit_at(lane, e) % REFRESH_EVERY == 0 {
+        if refreshes_at(self.deposit_at(lane, e)) {
             self.refresh(now);
         }
     }
@@ -655,7 +671,14 @@ mod tests {
     }
 
     #[test]
-    fn cached_deposits_read_the_clock_once_in_64_and_never_over_credit() {
+    fn the_refresh_counts() {
+        let at: Vec<u32> = (1..=300).filter(|&c| refreshes_at(c)).collect();
+        assert_eq!(at, [1, 2, 4, 8, 16, 32, 64, 128, 192, 256]);
+        assert!(refreshes_at(u32::MAX - u32::MAX % REFRESH_EVERY));
+    }
+
+    #[test]
+    fn cached_deposits_read_the_clock_rarely_and_never_over_credit() {
         let b = budget(1.0, 0);
         let reads = std::cell::Cell::new(0);
         // The cached epoch is 0 (the clock's origin) until a time is given.
@@ -666,19 +689,46 @@ mod tests {
         for _ in 0..200 {
             b.deposit_cached(|| at(Nanos::from_secs(5)));
         }
-        assert_eq!(reads.get(), 200 / REFRESH_EVERY as usize);
-        // The first 64 went to epoch 0, the rest to epoch 5 after the refresh.
+        // The first deposit went to epoch 0 and read the clock (its slot's first);
+        // the other 199 to epoch 5, reading it at counts 1, 2, 4, ..., 64, 128, 192.
+        assert_eq!(reads.get(), 1 + 9);
         assert_eq!(b.deposited(Nanos::from_secs(9)), 200);
-        assert_eq!(
-            b.deposited(Nanos::from_secs(10)),
-            200 - 64,
-            "epoch 0 aged out"
-        );
+        assert_eq!(b.deposited(Nanos::from_secs(10)), 199, "epoch 0 aged out");
         // A withdrawal at 20 s moves the cached epoch on: nothing is credited to the
         // stale epoch 5 after it.
         assert!(b.try_withdraw(Nanos::from_secs(20)).is_none());
-        b.deposit_cached(|| unreachable!("not the 64th"));
-        assert_eq!(b.deposited(Nanos::from_secs(20)), 1);
+        let twenty = || Nanos::from_secs(20);
+        let not_now = || unreachable!("not a refresh count");
+        // Counts 1, 2, 3, 4, 5 of the slot of epoch 20.
+        b.deposit_cached(twenty);
+        b.deposit_cached(twenty);
+        b.deposit_cached(not_now);
+        b.deposit_cached(twenty);
+        b.deposit_cached(not_now);
+        assert_eq!(b.deposited(Nanos::from_secs(20)), 5);
         assert_eq!(b.deposited(Nanos::from_secs(30)), 0);
+    }
+
+    #[test]
+    fn a_quiet_client_is_credited_for_its_recent_requests() {
+        // Two requests a second for a minute, all deposited without a clock read of
+        // their own: the last ten seconds' twenty requests must count, so that half of
+        // them can be retried.
+        let b = budget(0.5, 0);
+        let mut t = Nanos::ZERO;
+        while t <= Nanos::from_secs(60) {
+            b.deposit_cached(|| t);
+            t = t + Nanos::from_millis(500);
+        }
+        let now = Nanos::from_secs(60);
+        let seen = b.deposited(now);
+        assert!(
+            (18..=20).contains(&seen),
+            "{seen} of the last 10 s's requests"
+        );
+        for _ in 0..seen / 2 {
+            assert!(b.try_withdraw(now).is_some());
+        }
+        assert!(b.try_withdraw(now).is_none());
     }
 }

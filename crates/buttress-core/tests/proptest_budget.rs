@@ -2,7 +2,7 @@
 //! contention.
 
 use buttress_core::Nanos;
-use buttress_core::budget::{LANES, REFRESH_EVERY, RetryBudget};
+use buttress_core::budget::{LANES, RetryBudget, refreshes_at};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -138,8 +138,8 @@ proptest! {
                     let (at, count) = model.credit(lane, cached);
                     // Never credited to an epoch later than the request's own.
                     prop_assert!(at <= epoch);
-                    let refresh = count % REFRESH_EVERY as usize == 0;
-                    prop_assert_eq!(read, refresh, "the clock is read on every 64th deposit only");
+                    let refresh = refreshes_at(u32::try_from(count).unwrap_or(u32::MAX));
+                    prop_assert_eq!(read, refresh, "the clock is read at the refresh counts only");
                     if refresh {
                         model.cached = model.cached.max(epoch);
                     }
