@@ -157,7 +157,8 @@ where
         let start = match &hot.before {
             Before::Nothing => Nanos::ZERO,
             Before::Deposit(b) => {
-                // At the budget's cached epoch: no clock read (but one in 64).
+                // At the budget's cached epoch: no clock read (but about one in 64 on a
+                // busy lane, a few per slot on a quiet one: `refreshes_at`).
                 let clock = hot.clock;
                 b.deposit_cached_in(handle.lane(), || clock.now());
                 Nanos::ZERO
