@@ -173,3 +173,23 @@ async fn inner_errors_pass_through() {
     assert_eq!(err.to_string(), "refused");
     assert!(rejection(&*err).is_none());
 }
+
+// On real time (nothing here sleeps): tokio's timer rounds a deadline up to its next
+// millisecond tick, so a zero-length sleep would let through whatever finished before
+// that tick.
+#[tokio::test]
+async fn a_zero_limit_lets_through_only_a_call_ready_at_once() {
+    // A per-request limit of zero (an exhausted deadline): a call that answers at once
+    // passes; one that needs even a single yield is cut at its first poll, without
+    // waiting for the timer's next tick.
+    let layer = TimeoutLayer::per_request(|_: &bool| Some(Duration::ZERO));
+    let svc = layer.layer(tower::service_fn(|yields: bool| async move {
+        if yields {
+            tokio::task::yield_now().await;
+        }
+        Ok::<bool, BoxError>(yields)
+    }));
+    assert!(!svc.clone().oneshot(false).await.unwrap());
+    let err = svc.oneshot(true).await.unwrap_err();
+    assert!(err.is::<Elapsed>(), "{err}");
+}

@@ -86,6 +86,14 @@ where
             match (*after, *since) {
                 // No limit for this request.
                 (None, _) => return Poll::Pending,
+                // No time at all (a per-request limit already used up): the call was
+                // not ready at once, so it is cut now. A zero-length sleep would only
+                // fire at the timer's next tick, letting through whatever ends first.
+                (Some(d), _) if d.is_zero() => {
+                    this.inner.set(Inner::Cancelled);
+                    this.obs.elapsed(d);
+                    return Poll::Ready(Err(Box::new(Elapsed::new())));
+                }
                 (Some(d), None) => this.timer.set(Timer::Armed {
                     sleep: tokio::time::sleep(d),
                     after: d,
