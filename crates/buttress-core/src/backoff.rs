@@ -17,9 +17,13 @@
 //! | [`Jitter::None`] | `d` |
 //! | [`Jitter::Full`] | `U(0, d)` |
 //! | [`Jitter::Equal`] | `d/2 + U(0, d/2)` |
-//! | [`Jitter::Decorrelated`] | `min(cap, U(base, 3 * prev))`, `prev` the previous delay, and `base` at first (or whenever it is below `base`) |
+//! | [`Jitter::Decorrelated`] | `U(base, min(cap, 3 * prev))`, `prev` the previous delay, and `base` at first (or whenever it is below `base`) |
 //!
-//! (`U(a, b)` is uniform over `a..=b`.) Every input is safe: retry `0` is treated as
+//! (`U(a, b)` is uniform over `a..=b`.) Decorrelated jitter is the scheme of AWS's
+//! "Exponential Backoff And Jitter", with the cap applied to the range before the draw
+//! rather than to the draw (`min(cap, U(base, 3 * prev))`): capping the draw puts two
+//! draws in three exactly on the cap once `prev` has reached it, and clients would
+//! retry in step there. Every input is safe: retry `0` is treated as
 //! retry `1`, retry `u32::MAX`, a `Duration::MAX` base or cap and a multiplier below one
 //! all give a delay in `0..=cap` without overflow or panic. A NaN, infinite or negative
 //! multiplier is refused when the backoff is built.
@@ -196,9 +200,16 @@ impl Backoff {
                 // the first retry is already spread over `base..=3 * base`: taken as
                 // zero it would give exactly `base`, and every client that failed
                 // together would retry together.
-                let lo = self.base.as_u64();
-                let hi = prev.as_u64().max(lo).saturating_mul(3);
-                Nanos::new(rng.random_range(lo..=hi)).min_of(self.cap)
+                // The range is capped before the draw (see the module docs), so that
+                // clients at the cap still spread out; a cap below `base` is the delay.
+                let cap = self.cap.as_u64();
+                let lo = self.base.as_u64().min(cap);
+                let hi = prev
+                    .as_u64()
+                    .max(self.base.as_u64())
+                    .saturating_mul(3)
+                    .min(cap);
+                Nanos::new(rng.random_range(lo..=hi))
             }
         }
     }
@@ -323,6 +334,20 @@ mod tests {
             firsts.iter().any(|d| *d > ms(250)),
             "the top of the range is reached"
         );
+    }
+
+    #[test]
+    fn decorrelated_does_not_bunch_at_the_cap() {
+        let b = Backoff::constant(Duration::from_millis(10))
+            .with_cap(Duration::from_secs(1))
+            .with_jitter(Jitter::Decorrelated);
+        let mut rng = SmallRng::seed_from_u64(5);
+        let at_cap = (0..10_000)
+            .filter(|_| b.delay(9, ms(1000), &mut rng) == ms(1000))
+            .count();
+        // Uniform over 10 ms..=1 s in whole nanoseconds: the cap itself is one value
+        // of about 10^9 (capping the draw instead would put two in three there).
+        assert!(at_cap < 10, "{at_cap} of 10000 draws on the cap");
     }
 
     #[test]
