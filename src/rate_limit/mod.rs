@@ -14,7 +14,9 @@
 //! [`KeyedRateLimitLayer`] keeps one limiter per key extracted from the request (client
 //! IP, tenant, route), in a bounded lock-free store ([`buttress_core::keyed`]): at most
 //! `max_keys` keys, idle keys evicted by the store itself, so spraying random keys
-//! cannot exhaust memory, while keys over their limit stay limited.
+//! cannot exhaust memory, while the keys limited longest are kept (with a burst of one,
+//! give it room for the keys a flood can bring in one interval: see
+//! [`buttress_core::keyed`]).
 //!
 //! Every service a layer makes, and every clone, shares one limiter (unlike tower's
 //! `RateLimit`, which limits each service separately). Limiting happens in `call`, not

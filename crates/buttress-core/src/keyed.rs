@@ -20,10 +20,20 @@
 //! into a full store first sweeps every idle key out, using the caller's `now` (so paused
 //! tokio time or a manual clock drive eviction too; there is no cleanup task), and, if
 //! fewer than a sixteenth of the keys were idle (keys are being sprayed faster than they
-//! recover), the keys closest to recovery (smallest TAT) up to that sixteenth: the
-//! ones that lose the least by being forgotten. Keys that are over their limit have the largest TATs and are kept,
-//! so hot keys stay limited exactly even under a flood of new keys; the sweep runs once
-//! per `max_keys / 16` new keys, so its cost is amortised to a few entries per insert.
+//! recover), the keys closest to recovery (smallest TAT) up to that sixteenth, and no
+//! more (keys tied at the boundary, used at the same instant, go only as far as
+//! needed): the ones that lose the least by being forgotten. The sweep runs once per
+//! `max_keys / 16` new keys, so its cost is amortised to a few entries per insert.
+//!
+//! A key's TAT is how long it stays limited, so the keys kept are those limited
+//! longest. A key that has spent its whole burst is limited `burst - 1` intervals
+//! longer than a key used once, so with a burst above one, hot keys stay limited
+//! exactly under a flood of keys each used once (the `keyed_flood` test). With a burst
+//! of one, a key used once and a hot key that is being refused are limited alike, up
+//! to one interval after their last admitted call; a hot key is then forgotten once
+//! `max_keys` keys have been admitted after it, and its next call may pass before its
+//! interval ends. Give such a limiter room for the distinct keys a flood can bring in
+//! one interval.
 //!
 //! # Hasher
 //! Keys are hashed with std's `RandomState` by default: SipHash-1-3 under a random
@@ -261,13 +271,23 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
         if tats.is_empty() {
             return;
         }
-        let k = (self.max_keys / 16).clamp(1, tats.len()) - 1;
-        let (_, &mut kth, _) = tats.select_nth_unstable(k);
+        let needed = (self.max_keys / 16).clamp(1, tats.len());
+        let (_, &mut kth, _) = tats.select_nth_unstable(needed - 1);
         // Every idle key, and at least a sixteenth of the store (the keys closest to
         // recovery), so that the next `max_keys / 16` new keys find room without a
         // sweep: evicting only the keys that happen to be idle would rescan the whole
         // map for every new key once keys go idle one at a time.
-        self.sweep(|tat| tat <= kth.max(now));
+        let removed = self.sweep(|tat| tat <= now || tat < kth);
+        if removed < needed && kth > now {
+            // Of the keys tied at `kth` (used at one instant: a coarse or paused
+            // clock), only as many as the sixteenth needs, not all of them.
+            let left = std::cell::Cell::new(needed - removed);
+            self.sweep(|tat| {
+                let take = tat == kth && left.get() > 0;
+                left.set(left.get() - usize::from(take));
+                take
+            });
+        }
     }
 
     /// Retires and removes every entry whose TAT satisfies `evict`; returns how many.
@@ -333,6 +353,24 @@ mod tests {
             assert!(s.len() <= 32);
         }
         assert_eq!(s.check(u64::MAX, now), Err(Nanos::from_secs(1)));
+    }
+
+    #[test]
+    fn keys_used_at_one_instant_are_not_all_forgotten_at_once() {
+        // Burst 1, every key used at the same instant (paused time): their TATs tie.
+        // A new key in the full store frees a sixteenth of it, not every tied key.
+        let q = Quota::per_second(1, 1).unwrap();
+        let s = KeyedGcra::new(q, 32).unwrap();
+        let now = Nanos::from_secs(10);
+        for k in 0..32u64 {
+            assert!(s.check(k, now).is_ok());
+        }
+        assert!(s.check(1_000, now).is_ok());
+        assert_eq!(s.len(), 32 - 2 + 1);
+        // The kept keys are still limited: the first one checked is refused (an evicted
+        // one would be admitted as new).
+        let refused = (0..32u64).find(|k| s.check(*k, now).is_err());
+        assert!(refused.is_some());
     }
 
     #[test]
