@@ -321,6 +321,15 @@ fn config_errors_name_the_field() {
         .build()
         .unwrap_err();
     assert_eq!(e.field(), "backpressure");
+    // Too large a queue is refused for its size, not as "at least 1".
+    let e = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_secs(1))
+        .max_waiting(usize::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "max_waiting");
+    assert!(e.problem().starts_with("must be at most"), "{e}");
 }
 
 /// Many tasks, each of which completes, fails, panics inside the inner service, or is

@@ -79,7 +79,11 @@ impl BulkheadBuilder {
     }
 
     /// When full, wait up to `d` for a slot instead of rejecting at once. Waiters are
-    /// served first come first served; one whose wait runs out gets `BulkheadFull`.
+    /// served first come first served, in the order they join the queue: when their
+    /// response futures are first polled (at once, for a future that is awaited
+    /// straight after `call`, as `oneshot`, axum and hyper do); one whose wait runs out
+    /// gets `BulkheadFull`. While it waits, a call keeps the inner service that was
+    /// made ready for it, and whatever that readiness holds (a `Buffer` slot, say).
     pub fn max_wait(mut self, d: Duration) -> Self {
         self.max_wait = Some(d);
         self

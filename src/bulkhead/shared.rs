@@ -111,8 +111,10 @@ impl Shared {
         max_waiting: usize,
         obs: BulkheadObs,
     ) -> Result<Self, ConfigError> {
+        // Zero is refused by the builder; what the counter refuses here is a size
+        // too large for it, and its error says so (renamed to this field).
         let queue = Permits::new(max_waiting)
-            .map_err(|_| ConfigError::new("max_waiting", "must be at least 1"))?;
+            .map_err(|e| ConfigError::new("max_waiting", e.problem().to_owned()))?;
         Ok(Shared::Waiting(Arc::new(Queued {
             slots: Arc::new(Semaphore::new(max)),
             queue,

@@ -19,7 +19,10 @@
 //! allocated on every call, failed or not; [`FallbackLayer::from_fn`] builds its answer
 //! only on a failure.
 //! Outermost in the recommended stack, it turns every rejection of the layers below
-//! (breaker open, rate limited, bulkhead full, timed out) into a degraded answer.
+//! (breaker open, rate limited, bulkhead full, timed out) into a degraded answer: those
+//! all happen in the response future. An error from the inner service's `poll_ready`
+//! is passed on as it is: there is no request yet to answer, and a service whose
+//! readiness fails (a closed `Buffer`) is to be dropped, as tower's contract says.
 //!
 //! With the `metrics` feature each answer from the fallback counts in
 //! `buttress_fallback_taken_total`; with `tracing` it is a `DEBUG` event. Name the

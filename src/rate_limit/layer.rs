@@ -86,6 +86,11 @@ impl<C: SleepClock> RateLimitBuilder<C> {
 
     /// Over the limit, wait up to `max_wait` for a slot (reserved at once, then slept
     /// for exactly) instead of rejecting; a call that would wait longer is rejected.
+    ///
+    /// The slot is spent when it is reserved: a waiting call that is dropped (an outer
+    /// timeout shorter than `max_wait`, a client gone) does not give it back, as an
+    /// admitted call that is cancelled does not. `max_wait` bounds what that can
+    /// cost. While it waits, a call keeps the inner service that was made ready for it.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = Some(max_wait);
         self
