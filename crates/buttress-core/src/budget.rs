@@ -718,7 +718,7 @@ mod tests {
         let mut t = Nanos::ZERO;
         while t <= Nanos::from_secs(60) {
             b.deposit_cached(|| t);
-            t = t + Nanos::from_millis(500);
+            t += Nanos::from_millis(500);
         }
         let now = Nanos::from_secs(60);
         let seen = b.deposited(now);
