@@ -678,8 +678,23 @@ fn bad_config_is_refused_with_the_field_named() {
     assert_eq!(e.field(), "failure_rate_threshold");
     assert_eq!(
         e.to_string(),
-        "invalid `failure_rate_threshold`: must be a number in 0..=100, got NaN"
+        "invalid `failure_rate_threshold`: must be a number in (0, 100], got NaN"
     );
+    // 0 % would trip on successes alone and never close: refused, for both rates.
+    let e = CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.0)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid `failure_rate_threshold`: must be in (0, 100], got 0"
+    );
+    let e = CircuitBreakerLayer::builder()
+        .slow_call_duration(Duration::from_secs(1))
+        .slow_call_rate_threshold(0.0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.field(), "slow_call_rate_threshold");
     let e = CircuitBreakerLayer::builder()
         .count_window(0)
         .build()

@@ -226,9 +226,11 @@ impl CircuitBreakerBuilder {
         time_window(duration: Duration, buckets: u32);
         /// Outcomes the window must hold before the breaker may trip. Default: 10.
         minimum_calls(calls: u32);
-        /// Trip at or above this failure rate, in percent (0..=100). Default: 50.
+        /// Trip at or above this failure rate, in percent, in `(0, 100]` (0 is refused:
+        /// successes alone would reach it). Default: 50.
         failure_rate_threshold(percent: f64);
-        /// Trip at or above this slow-call rate, in percent (0..=100). Default: 100.
+        /// Trip at or above this slow-call rate, in percent, in `(0, 100]` (0 is
+        /// refused). Default: 100.
         slow_call_rate_threshold(percent: f64);
         /// A call taking at least this long counts as slow. Default: not tracked.
         slow_call_duration(duration: Duration);

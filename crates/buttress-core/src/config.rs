@@ -6,11 +6,11 @@
 //! ```
 //! use buttress_core::ConfigError;
 //!
-//! let err = ConfigError::new("failure_rate_threshold", "must be in 0..=100, got 150");
+//! let err = ConfigError::new("failure_rate_threshold", "must be in (0, 100], got 150");
 //! assert_eq!(err.field(), "failure_rate_threshold");
 //! assert_eq!(
 //!     err.to_string(),
-//!     "invalid `failure_rate_threshold`: must be in 0..=100, got 150"
+//!     "invalid `failure_rate_threshold`: must be in (0, 100], got 150"
 //! );
 //! ```
 

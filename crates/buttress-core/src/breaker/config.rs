@@ -62,11 +62,13 @@ impl BreakerConfig {
     pub fn minimum_calls(&self) -> u32 {
         self.minimum_calls
     }
-    /// Failure rate, in percent, at or above which the breaker trips.
+    /// Failure rate, in percent (above 0, at most 100), at or above which the breaker
+    /// trips.
     pub fn failure_rate_threshold(&self) -> f64 {
         self.failure_rate_threshold
     }
-    /// Slow-call rate, in percent, at or above which the breaker trips.
+    /// Slow-call rate, in percent (above 0, at most 100), at or above which the breaker
+    /// trips.
     pub fn slow_call_rate_threshold(&self) -> f64 {
         self.slow_call_rate_threshold
     }
@@ -183,20 +185,36 @@ const MAX_COUNT_WINDOW: u32 = 1 << 20;
 /// The most buckets a time window may have.
 const MAX_BUCKETS: u32 = 4096;
 
+/// A rate threshold in hundredths of a percent, from a percentage in `(0, 100]`.
+///
+/// 0 is refused: every window reaches a threshold of 0 (`failures * 10000 >= 0`), so
+/// the breaker would trip on `minimum_calls` successes and could never close from
+/// half-open. So is anything that rounds to 0 hundredths.
 fn percent(field: &'static str, v: f64) -> Result<u64, ConfigError> {
     if v.is_nan() {
         return Err(ConfigError::new(
             field,
-            "must be a number in 0..=100, got NaN",
+            "must be a number in (0, 100], got NaN",
         ));
     }
-    if !(0.0..=100.0).contains(&v) {
+    // Not NaN, so this is `!(0 < v <= 100)`; `-0.0 <= 0.0` too.
+    if v <= 0.0 || v > 100.0 {
         return Err(ConfigError::new(
             field,
-            format!("must be in 0..=100, got {v}"),
+            format!("must be in (0, 100], got {v}"),
         ));
     }
-    Ok((v * 100.0).round() as u64)
+    // In range: 0 <= v * 100 <= 10_000.
+    let bp = (v * 100.0).round() as u64;
+    if bp == 0 {
+        return Err(ConfigError::new(
+            field,
+            format!(
+                "must round to at least 0.01 (thresholds are kept in hundredths of a percent), got {v}"
+            ),
+        ));
+    }
+    Ok(bp)
 }
 
 impl BreakerConfigBuilder {
@@ -224,13 +242,17 @@ impl BreakerConfigBuilder {
         self
     }
 
-    /// Trip when the failure rate is at or above `percent` (0..=100).
+    /// Trip when the failure rate is at or above `percent`, in `(0, 100]` (kept to
+    /// hundredths of a percent). 0 is refused: a window of successes alone would reach
+    /// it, so the breaker would open on `minimum_calls` successes and never close.
     pub fn failure_rate_threshold(mut self, percent: f64) -> Self {
         self.failure_rate_threshold = percent;
         self
     }
 
-    /// Trip when the slow-call rate is at or above `percent` (0..=100). Only used when
+    /// Trip when the slow-call rate is at or above `percent`, in `(0, 100]` (kept to
+    /// hundredths of a percent; 0 is refused, as for
+    /// [`failure_rate_threshold`](Self::failure_rate_threshold)). Only used when
     /// [`slow_call_duration`](Self::slow_call_duration) is set.
     pub fn slow_call_rate_threshold(mut self, percent: f64) -> Self {
         self.slow_call_rate_threshold = percent;
@@ -431,6 +453,14 @@ mod tests {
             "slow_call_rate_threshold"
         );
         assert_eq!(
+            field(b().slow_call_rate_threshold(100.5)),
+            "slow_call_rate_threshold"
+        );
+        assert_eq!(
+            field(b().slow_call_rate_threshold(f64::NAN)),
+            "slow_call_rate_threshold"
+        );
+        assert_eq!(
             field(b().slow_call_duration(Duration::ZERO)),
             "slow_call_duration"
         );
@@ -463,8 +493,52 @@ mod tests {
         let e = b().failure_rate_threshold(f64::NAN).build().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid `failure_rate_threshold`: must be a number in 0..=100, got NaN"
+            "invalid `failure_rate_threshold`: must be a number in (0, 100], got NaN"
         );
+    }
+
+    /// A threshold of 0 % is reached by every window (`failures * 10000 >= 0`): the
+    /// breaker would trip on `minimum_calls` successes and never close from half-open.
+    /// Refused, as is anything that rounds to 0 at the thresholds' resolution (0.01 %).
+    #[test]
+    fn zero_thresholds_are_refused() {
+        let b = BreakerConfig::builder;
+        for zero in [0.0, -0.0, 0.004] {
+            assert_eq!(
+                field(b().failure_rate_threshold(zero)),
+                "failure_rate_threshold",
+                "{zero}"
+            );
+            assert_eq!(
+                field(b().slow_call_rate_threshold(zero)),
+                "slow_call_rate_threshold",
+                "{zero}"
+            );
+        }
+        let e = b().failure_rate_threshold(0.0).build().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `failure_rate_threshold`: must be in (0, 100], got 0"
+        );
+        let e = b().slow_call_rate_threshold(0.001).build().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid `slow_call_rate_threshold`: must round to at least 0.01 (thresholds are \
+             kept in hundredths of a percent), got 0.001"
+        );
+        // The smallest accepted thresholds, and the largest.
+        let c = b()
+            .failure_rate_threshold(0.006)
+            .slow_call_rate_threshold(0.01)
+            .build()
+            .expect("positive thresholds");
+        assert_eq!((c.failure_bp, c.slow_bp), (1, 1));
+        let c = b()
+            .failure_rate_threshold(100.0)
+            .slow_call_rate_threshold(100.0)
+            .build()
+            .expect("100 % is allowed");
+        assert_eq!((c.failure_bp, c.slow_bp), (10_000, 10_000));
     }
 
     #[test]
