@@ -169,3 +169,59 @@ fn grpc_timeout_propagates_through_request_headers() {
     headers.insert("grpc-timeout", "1500".parse().expect("ascii"));
     assert!(grpc_timeout(&headers).is_err());
 }
+
+/// A `retry_after` past `i32::MAX` milliseconds (a breaker that never half-opens has one
+/// of about 584 years) is sent as `grpc-retry-pushback-ms: 2147483647`, the largest
+/// value gRPC's retry design (A6) allows, and reads back as that.
+#[tokio::test(start_paused = true)]
+async fn a_pushback_too_long_for_grpc_is_capped() {
+    use buttress::circuit_breaker::CircuitBreakerLayer;
+    use buttress::grpc::{RETRY_PUSHBACK_MS, set_retry_pushback};
+    use tonic::metadata::MetadataMap;
+    use tower::Layer;
+
+    const CAP: &str = "2147483647";
+    let never = CircuitBreakerLayer::builder()
+        .count_window(1)
+        .minimum_calls(1)
+        .wait_in_open(Duration::MAX)
+        .build()
+        .expect("valid config");
+    let mut svc = never.layer(tower::service_fn(|()| async {
+        Err::<(), BoxError>("backend down".into())
+    }));
+    assert!(svc.ready().await.unwrap().call(()).await.is_err());
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    let status = into_status(err);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.metadata().get(RETRY_PUSHBACK_MS).expect("set"), CAP);
+    // Over the wire and back, as a client reads it.
+    let res = status.into_http::<()>();
+    assert_eq!(res.headers()[RETRY_PUSHBACK_MS], CAP);
+    let got = Status::from_header_map(res.headers()).expect("a grpc-status header");
+    assert_eq!(
+        Pushback::from_status(&got),
+        Some(Pushback::RetryAfter(Duration::from_millis(i32::MAX as u64)))
+    );
+
+    let mut md = MetadataMap::new();
+    for (after, expect) in [
+        (Duration::MAX, CAP),
+        (Duration::from_millis(u64::MAX), CAP),
+        (
+            Duration::from_millis(i32::MAX as u64) + Duration::from_nanos(1),
+            CAP,
+        ),
+        (Duration::from_millis(i32::MAX as u64), CAP),
+        (Duration::from_millis(i32::MAX as u64 - 1), "2147483646"),
+    ] {
+        set_retry_pushback(&mut md, after);
+        assert_eq!(md.get(RETRY_PUSHBACK_MS).expect("set"), expect, "{after:?}");
+        let status = into_status(Box::new(RateLimited::new(after)));
+        assert_eq!(
+            status.metadata().get(RETRY_PUSHBACK_MS).expect("set"),
+            expect,
+            "{after:?}"
+        );
+    }
+}

@@ -229,3 +229,51 @@ async fn the_plain_response_converts_both_ways() {
     let res: Response<http_body_util::Full<Bytes>> = ErrorResponse::from(err).into();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A `retry_after` past what a peer can take (a breaker that never half-opens has one of
+/// about 584 years) is sent as `Retry-After: 2147483`, the span of gRPC's largest
+/// pushback (`i32::MAX` milliseconds), never as the 11-digit seconds it would make.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_too_long_for_a_peer_is_capped() {
+    use buttress::circuit_breaker::CircuitBreakerLayer;
+    use tower::{Layer, Service};
+
+    const CAP: &str = "2147483";
+    let never = CircuitBreakerLayer::builder()
+        .count_window(1)
+        .minimum_calls(1)
+        .wait_in_open(Duration::MAX)
+        .build()
+        .expect("valid config");
+    let mut svc = never.layer(service_fn(backend));
+    let get = || Request::get("/refused").body(()).expect("valid");
+    let failed = svc.ready().await.unwrap().call(get()).await.unwrap_err();
+    assert_eq!(failed.to_string(), "connection refused");
+    let err = svc.ready().await.unwrap().call(get()).await.unwrap_err();
+    let res = ErrorResponse::from_error(&*err);
+    assert!(res.retry_after() > Some(Duration::from_secs(500 * 365 * 24 * 3600)));
+    assert_eq!(res.retry_after_secs(), Some(2_147_483));
+    let res = res.into_http();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after(&res), Some(CAP));
+    assert_eq!(
+        body_of(res).await,
+        r#"{"error":"circuit_open","retry_after":2147483}"#
+    );
+
+    for (after, expect) in [
+        (Duration::MAX, CAP),
+        (Duration::from_secs(u64::MAX), CAP),
+        (Duration::from_millis(i32::MAX as u64 + 1), CAP),
+        // Rounding up would give 2147484: the cap wins.
+        (Duration::from_millis(i32::MAX as u64), CAP),
+        (Duration::from_secs(2_147_483), CAP),
+        (Duration::from_millis(2_147_482_001), CAP),
+        (Duration::from_secs(2_147_482), "2147482"),
+    ] {
+        let res = error_response(&RateLimited::new(after));
+        assert_eq!(retry_after(&res), Some(expect), "{after:?}");
+        let res = error_response(&CircuitOpen::new(Some(after)));
+        assert_eq!(retry_after(&res), Some(expect), "{after:?}");
+    }
+}

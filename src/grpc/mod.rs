@@ -9,7 +9,8 @@
 //!   rejection becomes a [`tonic::Status`] (`CircuitOpen` and `BudgetExhausted`
 //!   `UNAVAILABLE`, `BulkheadFull` and `RateLimited` `RESOURCE_EXHAUSTED`, `Elapsed`
 //!   `DEADLINE_EXCEEDED`) with `grpc-retry-pushback-ms` metadata where the layer knows
-//!   when to come back; [`Pushback`] reads it back on the client side.
+//!   when to come back (at most `2147483647` ms, the largest value A6 allows: see
+//!   [`set_retry_pushback`]); [`Pushback`] reads it back on the client side.
 //! - **Retrying calls** ([`GrpcRetryPolicy`]): `UNAVAILABLE` is retried, and
 //!   `RESOURCE_EXHAUSTED` when the server sent `grpc-retry-pushback-ms` (gRPC's retry
 //!   design, A6); a pushback sets the wait, a negative or malformed one stops the

@@ -11,6 +11,12 @@ use tonic::{Code, Status};
 /// (gRPC's retry design, A6).
 pub const RETRY_PUSHBACK_MS: &str = "grpc-retry-pushback-ms";
 
+/// The largest pushback written, in milliseconds: gRPC's retry design (A6) reads the
+/// value as a signed 32-bit integer, so anything above `i32::MAX` (about 24.8 days)
+/// would be malformed to a peer. `Retry-After` is capped at the same span (see
+/// `crate::http::ErrorResponse`).
+const MAX_PUSHBACK_MS: u64 = i32::MAX as u64;
+
 /// The gRPC code a rejection maps to.
 ///
 /// | rejection | code |
@@ -32,7 +38,8 @@ pub fn rejection_code(kind: RejectionKind) -> Code {
 ///
 /// - A buttress rejection anywhere in the [`source`](Error::source) chain becomes its
 ///   code (see [`rejection_code`]) with its message (`"circuit open"`, ...) and, where its
-///   `retry_after` is known, `grpc-retry-pushback-ms` metadata (milliseconds, rounded up).
+///   `retry_after` is known, `grpc-retry-pushback-ms` metadata (milliseconds, rounded up,
+///   at most `2147483647`: see [`set_retry_pushback`]).
 /// - A `Status` anywhere in the chain is passed on as it is.
 /// - Any other error becomes `INTERNAL` with the message `"internal error"`: nothing of
 ///   the error's own message reaches the client.
@@ -72,12 +79,35 @@ pub fn into_status(err: BoxError) -> Status {
     }
 }
 
-/// Sets `grpc-retry-pushback-ms` to `after` in whole milliseconds, rounded up
-/// (saturating), replacing any value there was.
+/// Sets `grpc-retry-pushback-ms` to `after` in whole milliseconds, rounded up, replacing
+/// any value there was.
+///
+/// The value is capped at `2147483647` (`i32::MAX` milliseconds, about 24.8 days): gRPC's
+/// retry design (A6) reads the pushback as a signed 32-bit integer, so a larger value
+/// would be malformed to a peer. A longer `after` is sent as the cap rather than left
+/// out: a circuit breaker whose open wait never ends (`wait_in_open(Duration::MAX)`)
+/// rejects with a `retry_after` of centuries, and the cap tells the client "not for
+/// weeks", where no pushback at all would let it retry on its own schedule.
+///
+/// ```
+/// use buttress::grpc::{set_retry_pushback, RETRY_PUSHBACK_MS};
+/// use std::time::Duration;
+/// use tonic::metadata::MetadataMap;
+///
+/// let mut md = MetadataMap::new();
+/// set_retry_pushback(&mut md, Duration::from_micros(2_500_001));
+/// assert_eq!(md.get(RETRY_PUSHBACK_MS).unwrap(), "2501");
+/// set_retry_pushback(&mut md, Duration::MAX);
+/// assert_eq!(md.get(RETRY_PUSHBACK_MS).unwrap(), "2147483647");
+/// ```
 pub fn set_retry_pushback(metadata: &mut MetadataMap, after: Duration) {
+    metadata.insert(RETRY_PUSHBACK_MS, MetadataValue::from(pushback_ms(after)));
+}
+
+/// `after` in whole milliseconds, rounded up, at most [`MAX_PUSHBACK_MS`].
+fn pushback_ms(after: Duration) -> u64 {
     let ms = after.as_nanos().div_ceil(1_000_000);
-    let ms = u64::try_from(ms).unwrap_or(u64::MAX);
-    metadata.insert(RETRY_PUSHBACK_MS, MetadataValue::from(ms));
+    u64::try_from(ms).map_or(MAX_PUSHBACK_MS, |ms| ms.min(MAX_PUSHBACK_MS))
 }
 
 /// What a server asked of a client's retries through `grpc-retry-pushback-ms`.
@@ -249,14 +279,20 @@ mod tests {
     }
 
     #[test]
-    fn pushback_rounds_up_to_whole_milliseconds_and_saturates() {
+    fn pushback_rounds_up_to_whole_milliseconds_and_is_capped_at_i32_max() {
         let mut md = MetadataMap::new();
+        let max = Duration::from_millis(i32::MAX as u64);
         for (after, expect) in [
             (Duration::ZERO, "0"),
             (Duration::from_nanos(1), "1"),
             (Duration::from_millis(7), "7"),
             (Duration::from_nanos(7_000_001), "8"),
-            (Duration::MAX, "18446744073709551615"),
+            (max - Duration::from_millis(1), "2147483646"),
+            (max - Duration::from_nanos(999_999), "2147483647"),
+            (max, "2147483647"),
+            (max + Duration::from_nanos(1), "2147483647"),
+            (Duration::from_secs(u64::MAX), "2147483647"),
+            (Duration::MAX, "2147483647"),
         ] {
             set_retry_pushback(&mut md, after);
             assert_eq!(md.get(RETRY_PUSHBACK_MS).expect("set"), expect);

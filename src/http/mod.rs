@@ -21,6 +21,10 @@
 //! | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | 503 |
 //! | any other error | 500, body `{"error":"internal"}` |
 //!
+//! `Retry-After` is in whole seconds, rounded up, and at most `2147483` (about 24.8
+//! days, the span of the largest gRPC pushback), whatever the layer's `retry_after`:
+//! see [`ErrorResponse`].
+//!
 //! ```
 //! use buttress::error::BoxError;
 //! use buttress::http::ErrorResponse;

@@ -22,7 +22,13 @@ use std::time::Duration;
 ///
 /// A rejection is found anywhere in the error's [`source`](Error::source) chain (see
 /// [`rejection`](crate::error::rejection)). `Retry-After` is in whole seconds, rounded
-/// up so that a client that honours it never comes back too early. The body is a small
+/// up so that a client that honours it never comes back too early, and at most
+/// `2147483` (the span of the largest gRPC pushback, `i32::MAX` milliseconds, about
+/// 24.8 days), so that no peer is sent a value it may not parse. A longer `retry_after`
+/// is sent as the cap, not left out: a circuit breaker whose open wait never ends
+/// (`wait_in_open(Duration::MAX)`) rejects with a `retry_after` of centuries, and the cap
+/// tells the client "not for weeks", where no `Retry-After` at all would let it retry on
+/// its own schedule. The body is a small
 /// JSON object naming the rejection, `{"error":"rate_limited","retry_after":2}`; any
 /// other error becomes `{"error":"internal"}`, so that nothing of its message (paths,
 /// addresses, upstream names) leaks to the client.
@@ -72,9 +78,11 @@ impl ErrorResponse {
         self.retry_after
     }
 
-    /// The `Retry-After` value: `retry_after` in whole seconds, rounded up.
+    /// The `Retry-After` value: `retry_after` in whole seconds, rounded up, at most
+    /// `2147483` (see [`ErrorResponse`]).
     pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after.map(ceil_secs)
+        self.retry_after
+            .map(|after| ceil_secs(after).min(MAX_RETRY_AFTER_SECS))
     }
 
     /// The response as a plain `http::Response` with a JSON body.
@@ -160,6 +168,12 @@ pub fn error_response(err: &(dyn Error + 'static)) -> Response<Full<Bytes>> {
     ErrorResponse::from_error(err).into_http()
 }
 
+/// The largest `Retry-After` written, in seconds: the span of the largest
+/// `grpc-retry-pushback-ms` (`i32::MAX` milliseconds, which gRPC's retry design reads
+/// as a signed 32-bit integer), in whole seconds. A peer storing either header in an
+/// `i32` can take it.
+const MAX_RETRY_AFTER_SECS: u64 = i32::MAX as u64 / 1_000;
+
 /// `d` in whole seconds, rounded up, saturating.
 fn ceil_secs(d: Duration) -> u64 {
     let secs = d.as_secs();
@@ -181,5 +195,25 @@ mod tests {
         assert_eq!(ceil_secs(Duration::from_millis(1000)), 1);
         assert_eq!(ceil_secs(Duration::from_millis(1001)), 2);
         assert_eq!(ceil_secs(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_the_largest_grpc_pushback() {
+        assert_eq!(MAX_RETRY_AFTER_SECS, 2_147_483);
+        let secs = |after| {
+            ErrorResponse {
+                kind: Some(RejectionKind::CircuitOpen),
+                retry_after: Some(after),
+            }
+            .retry_after_secs()
+        };
+        assert_eq!(secs(Duration::from_secs(2_147_482)), Some(2_147_482));
+        assert_eq!(secs(Duration::from_millis(2_147_482_001)), Some(2_147_483));
+        assert_eq!(secs(Duration::from_secs(2_147_483)), Some(2_147_483));
+        assert_eq!(
+            secs(Duration::from_millis(i32::MAX as u64)),
+            Some(2_147_483)
+        );
+        assert_eq!(secs(Duration::MAX), Some(2_147_483));
     }
 }
