@@ -10,7 +10,7 @@
 //!   one on `GET /api/report`; over the limit the answer is `429` with `Retry-After`;
 //! - rejections are answered by `HandleErrorLayer::new(buttress::http::handle_error)`;
 //! - `/health` (liveness) and `/ready` (readiness: `503` while the downstream's breaker,
-//!   registered as critical, is open), from a `HealthRegistry`;
+//!   registered as critical, is open and waiting), from a `HealthRegistry`;
 //! - `/metrics` in the Prometheus text format (`metrics-exporter-prometheus`): buttress's
 //!   own metrics (feature `metrics`: breaker calls and state, retries, bulkhead load,
 //!   rejections by reason, all labelled `name="downstream"`) beside the app's counters.

@@ -500,3 +500,105 @@ async fn a_rate_limiter_handle_is_a_health_source() {
     assert_eq!(registry.readiness().report().status, OverallStatus::Up);
     assert_eq!(direct_handle.rejected(), 2);
 }
+
+/// A critical breaker that opened must not fail readiness for good. Open becomes
+/// half-open only when a call arrives; a pod that is not ready gets no calls. So once
+/// the open wait is over (the next call would be a probe), the breaker reports
+/// degraded, as half-open does, and readiness passes; asking changes nothing. Before
+/// the wait is over, after a failed probe (a longer wait), forced open, or with a wait
+/// that never ends, it is unhealthy and readiness fails.
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_whose_wait_is_over_lets_readiness_pass() {
+    use buttress::circuit_breaker::{CircuitBreakerLayer, State};
+    use buttress::error::BoxError;
+    use std::time::Duration;
+    use tokio::time::advance;
+    use tower::{Layer, Service, ServiceExt};
+
+    let layer = CircuitBreakerLayer::builder()
+        .name("payments")
+        .count_window(2)
+        .minimum_calls(2)
+        .failure_rate_threshold(50.0)
+        .wait_in_open(Duration::from_secs(10))
+        .open_backoff(2.0, Duration::from_secs(60))
+        .permitted_calls_in_half_open(1)
+        .build()
+        .expect("valid config");
+    let handle = layer.handle();
+    let registry = HealthRegistry::new();
+    registry
+        .register_critical(handle.clone())
+        .expect("a unique name");
+    let mut svc = layer.layer(tower::service_fn(|fail: bool| async move {
+        if fail {
+            Err::<(), BoxError>("backend down".into())
+        } else {
+            Ok(())
+        }
+    }));
+
+    for _ in 0..2 {
+        assert!(svc.ready().await.unwrap().call(true).await.is_err());
+    }
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.status(), HealthStatus::Unhealthy);
+    assert_eq!(registry.readiness().status_code(), 503);
+
+    // Still waiting: not ready.
+    advance(Duration::from_millis(9_999)).await;
+    assert_eq!(handle.status(), HealthStatus::Unhealthy);
+    assert_eq!(registry.readiness().status_code(), 503);
+
+    // The wait is over: the next call would probe. Ready (degraded), and still open:
+    // the probes of /ready and /health moved nothing.
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(handle.status(), HealthStatus::Degraded);
+    let ready = registry.readiness();
+    assert_eq!(ready.status_code(), 200, "{}", ready.to_json());
+    assert_eq!(ready.report().status, OverallStatus::Degraded);
+    assert_eq!(registry.liveness().status_code(), 200);
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(handle.metrics().not_permitted, 0, "a probe is not a call");
+
+    // Traffic comes back; the probe fails: open again for twice as long, not ready.
+    assert!(svc.ready().await.unwrap().call(true).await.is_err());
+    assert_eq!(handle.state(), State::Open);
+    assert_eq!(registry.readiness().status_code(), 503);
+    advance(Duration::from_millis(19_999)).await;
+    assert_eq!(registry.readiness().status_code(), 503);
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(registry.readiness().status_code(), 200);
+
+    // The next probe succeeds: closed, up.
+    assert!(svc.ready().await.unwrap().call(false).await.is_ok());
+    assert_eq!(handle.state(), State::Closed);
+    assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+
+    // Forced open is the operator's decision: not ready however long it lasts.
+    handle.force_open();
+    advance(Duration::from_secs(3600)).await;
+    assert_eq!(handle.status(), HealthStatus::Unhealthy);
+    assert_eq!(registry.readiness().status_code(), 503);
+    handle.reset();
+    assert_eq!(registry.readiness().status_code(), 200);
+
+    // A breaker whose wait never ends never probes: unhealthy for good.
+    let never = CircuitBreakerLayer::builder()
+        .name("never")
+        .count_window(2)
+        .minimum_calls(2)
+        .wait_in_open(Duration::MAX)
+        .build()
+        .expect("valid config");
+    let never_handle = never.handle();
+    let mut svc = never.layer(tower::service_fn(|()| async {
+        Err::<(), BoxError>("backend down".into())
+    }));
+    for _ in 0..2 {
+        assert!(svc.ready().await.unwrap().call(()).await.is_err());
+    }
+    assert_eq!(never_handle.state(), State::Open);
+    advance(Duration::from_secs(10 * 365 * 24 * 3600)).await;
+    assert_eq!(never_handle.status(), HealthStatus::Unhealthy);
+}

@@ -2,6 +2,8 @@
 
 use super::layer::Shared;
 use crate::clock::TokioClock;
+#[cfg(feature = "health")]
+use buttress_core::breaker::Peek;
 use buttress_core::breaker::{Metrics, State};
 use std::sync::Arc;
 
@@ -25,6 +27,14 @@ impl CircuitBreakerHandle {
     /// The current state.
     pub fn state(&self) -> State {
         self.breaker.state()
+    }
+
+    /// Whether a call made now would be admitted (as a probe, when the breaker is open
+    /// and its wait is over), read without changing anything: the health source's view
+    /// of an open breaker (see `crate::health`).
+    #[cfg(feature = "health")]
+    pub(crate) fn would_admit(&self) -> bool {
+        self.breaker.peek(|| self.breaker.extension().now()) == Peek::Admit
     }
 
     /// A snapshot of the state, the window's counts and rates, and the rejections.

@@ -12,9 +12,11 @@
 //!   someone else's fault.
 //! - **Readiness** ([`HealthRegistry::readiness`], `/ready`): should this instance get
 //!   traffic? `503` with `"status": "down"` when a *critical* component is unhealthy
-//!   (say its breaker is open) or the instance is [draining](HealthRegistry::set_draining);
-//!   `200` otherwise (`"degraded"` when a component is degraded, or unhealthy but not
-//!   critical).
+//!   (say its breaker is open and still waiting) or the instance is
+//!   [draining](HealthRegistry::set_draining); `200` otherwise (`"degraded"` when a
+//!   component is degraded, or unhealthy but not critical). A breaker whose open wait is
+//!   over reports degraded, as a half-open one does, so that readiness lets back the
+//!   traffic its probe needs (see [below](#the-buttress-handles)).
 //!
 //! ```
 //! use buttress::health::{HealthRegistry, HealthSource, HealthStatus};
@@ -45,6 +47,27 @@
 //!     r#"{"status":"down","components":[{"name":"postgres","kind":"database","status":"unhealthy","critical":true}]}"#
 //! );
 //! ```
+//!
+//! ## The buttress handles
+//!
+//! A circuit breaker's, bulkhead's or rate limiter's handle is a [`HealthSource`]
+//! itself; each probe reads it with a few atomic loads:
+//!
+//! | handle | healthy | degraded | unhealthy |
+//! |---|---|---|---|
+//! | [`CircuitBreakerHandle`](crate::circuit_breaker::CircuitBreakerHandle) | closed, disabled | half-open; open with its wait over | open and waiting, forced open |
+//! | [`BulkheadHandle`](crate::bulkhead::BulkheadHandle) | a slot free, nobody waiting | full, or calls waiting | never |
+//! | [`RateLimitHandle`](crate::rate_limit::RateLimitHandle) | no rejection since the previous probe | a rejection since the previous probe | never |
+//!
+//! A circuit breaker reports what a call made now would meet. An open breaker moves to
+//! half-open only when a call arrives after its wait (there is no background task),
+//! and an instance that is not ready gets no calls: were an open *critical* breaker
+//! unhealthy until it half-opened, readiness would fail for good. So once its wait is
+//! over (the next call would be a probe) it reports degraded, as half-open does:
+//! readiness passes, traffic comes back, and the probe decides. Reading it changes
+//! nothing; the breaker stays open until that call. A breaker that lets no probe
+//! through by itself, forced open or open with a wait that never ends
+//! (`wait_in_open(Duration::MAX)`), stays unhealthy until it is reset.
 //!
 //! With the `http` feature too, a [`HealthCheck`] is an axum `IntoResponse` and an
 //! `http::Response`, and [`HealthRegistry::liveness_service`] and

@@ -5,9 +5,14 @@
 //!
 //! | handle | healthy | degraded | unhealthy |
 //! |---|---|---|---|
-//! | [`CircuitBreakerHandle`] | closed, disabled | half-open | open, forced open |
+//! | [`CircuitBreakerHandle`] | closed, disabled | half-open; open with its wait over | open and waiting, forced open |
 //! | [`BulkheadHandle`] | a slot free, nobody waiting | full, or calls waiting | never |
 //! | [`RateLimitHandle`] | no rejection since the previous probe | a rejection since the previous probe | never |
+//!
+//! (The same table, and why an open breaker whose wait is over is degraded, is in the
+//! `health` module's docs.) A circuit breaker reports what a call made now would meet,
+//! read with `peek`, which changes nothing: an open breaker only half-opens when a call
+//! arrives, and an unready instance gets none.
 //!
 //! A rate limiter's status reads "since the previous probe" as "since the previous
 //! `status()` call on this handle": the handle remembers the rejection count it last
@@ -40,6 +45,11 @@ impl HealthSource for CircuitBreakerHandle {
         match self.state() {
             State::Closed | State::Disabled => HealthStatus::Healthy,
             State::HalfOpen => HealthStatus::Degraded,
+            // The wait is over: the next call probes. Reported as half-open, so that a
+            // critical breaker lets readiness pass and traffic (the probe) come back.
+            // (`would_admit` reads the state again: had it moved on in between, it is
+            // half-open or closed by now, or open again and then rejecting.)
+            State::Open if self.would_admit() => HealthStatus::Degraded,
             State::Open | State::ForcedOpen => HealthStatus::Unhealthy,
         }
     }
