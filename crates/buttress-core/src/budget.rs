@@ -39,9 +39,9 @@
 //! - A deposit need not read the clock: [`deposit_cached`](RetryBudget::deposit_cached)
 //!   deposits at the budget's *cached epoch*, the latest epoch any clock read given to
 //!   the budget has shown (every withdrawal gives one), and reads the clock itself only
-//!   when the count of the slot it adds to reaches a power of two below
+//!   when the count of the slot it adds to would reach a power of two below
 //!   [`REFRESH_EVERY`] or a multiple of it ([`refreshes_at`]), to move the cached epoch
-//!   on when nothing else does. Busy lanes thus read the clock about once in 64
+//!   on when nothing else does; it then deposits at the epoch it read. Busy lanes thus read the clock about once in 64
 //!   requests, and quiet ones a few times per slot: a lane whose slot holds `c`
 //!   requests last read the clock at most `c / 2` requests ago, so at any request rate
 //!   the cached epoch trails the clock by little more than one slot (with only every
@@ -375,15 +375,32 @@ impl RetryBudget {
     #[inline]
     pub fn deposit_cached_in(&self, lane: usize, now: impl FnOnce() -> Nanos) {
         let e = self.cached_epoch.0.load(RELAXED);
-        if refreshes_at(self.deposit_at(lane, e)) {
-            self.refresh(now);
+        let e32 = e as u32;
+        let slot = self.deposit_slot(lane, e);
+        let cur = slot.load(RELAXED);
+        // The count this deposit would bring its slot to (the slot's own if it holds
+        // this epoch or a later one, else a restart): at a refresh count, the clock is
+        // read *before* depositing, so that the deposit that finds the cached epoch
+        // stale is itself credited to the right one. (A race can make the guess one
+        // off; that only moves a refresh by a deposit.)
+        let next = if age(e32, cur) <= 0 {
+            count_of(cur).saturating_add(1)
+        } else {
+            1
+        };
+        if refreshes_at(next) {
+            self.refresh_and_deposit(lane, now);
+        } else {
+            self.deposit_into(slot, e32, cur);
         }
     }
 
+    /// A cached deposit at a refresh count: reads the clock, moves the cached epoch on
+    /// and deposits at the epoch read.
     #[cold]
     #[inline(never)]
-    fn refresh(&self, now: impl FnOnce() -> Nanos) {
-        self.observe(self.epoch(now()));
+    fn refresh_and_deposit(&self, lane: usize, now: impl FnOnce() -> Nanos) {
+        self.deposit_in(lane, now());
     }
 
     /// Moves the cached epoch forward to `e` if it is behind. A load first, so that a
@@ -395,25 +412,36 @@ impl RetryBudget {
         }
     }
 
-    /// Adds one request to the slot of epoch `e` in `lane`; returns the slot's count
-    /// after it.
+    /// The deposit slot of epoch `e` in `lane`.
+    #[inline]
+    fn deposit_slot(&self, lane: usize, e: u64) -> &AtomicU64 {
+        &self.deposits[lane % LANES * self.stride + self.slot_of.rem(e) as usize]
+    }
+
+    /// Adds one request to the slot of epoch `e` in `lane`.
+    #[inline]
+    fn deposit_at(&self, lane: usize, e: u64) {
+        let slot = self.deposit_slot(lane, e);
+        self.deposit_into(slot, e as u32, slot.load(RELAXED));
+    }
+
+    /// Adds one request to `slot`, the slot of epoch `e32`, of which `cur` was read last.
     ///
     /// Stamps only move forward: a slot is restarted only for an epoch later than the
     /// one it holds. If the slot holds `e` or a later epoch the request is added to
     /// whatever it holds when the add lands; every stamp came from a clock read made
     /// before that add, so the request is counted in an epoch no later than its own.
     #[inline]
-    fn deposit_at(&self, lane: usize, e: u64) -> u32 {
-        let slot = &self.deposits[lane % LANES * self.stride + self.slot_of.rem(e) as usize];
-        let e32 = e as u32;
-        let cur = slot.load(RELAXED);
+    fn deposit_into(&self, slot: &AtomicU64, e32: u32, cur: u64) {
         if epoch_of(cur) == e32 && u64::from(count_of(cur)) < FAST_ADD_LIMIT {
             // The slot already counts this epoch: one add. (Should the slot be
             // restarted for a later epoch between the load and this add, the request
             // counts in that epoch, no later than now: see above.)
-            return count_of(slot.fetch_add(1, RELAXED)).wrapping_add(1);
+            slot.fetch_add(1, RELAXED);
+            return;
         }
-        let prev = slot.fetch_update(RELAXED, RELAXED, |w| {
+        // A closure that always returns `Some`: the update cannot fail.
+        let _ = slot.fetch_update(RELAXED, RELAXED, |w| {
             Some(if age(e32, w) <= 0 {
                 // Ours, or newer than our epoch: add to it.
                 pack(epoch_of(w), count_of(w).saturating_add(1))
@@ -422,13 +450,6 @@ impl RetryBudget {
                 pack(e32, 1)
             })
         });
-        // `fetch_update` with a closure that always returns `Some` cannot fail.
-        let prev = prev.unwrap_or_else(|w| w);
-        if age(e32, prev) <= 0 {
-            count_of(prev).saturating_add(1)
-        } else {
-            1
-        }
     }
 
     /// Requests counted in the window ending at `now`.
@@ -545,6 +566,22 @@ impl RetryBudget {
             epoch: counted_in,
             index: index as u32,
         })
+    }
+
+    /// A withdrawal about to be spent at `now`: kept if it still counts then, else (its
+    /// retry waited longer than the `ttl`, a long pushback) replaced by a withdrawal at
+    /// `now`, if the budget allows one. So every retry is counted in the windows around
+    /// the moment it is *sent*: a wait longer than the `ttl` cannot carry a retry past
+    /// the budget of the window it lands in.
+    pub fn renew(&self, w: Withdrawal, now: Nanos) -> Option<Withdrawal> {
+        // A withdrawal counts for the `slots` epochs from its own (see `try_withdraw`);
+        // one that has aged out has already left `outstanding`: nothing to give back.
+        let age = (self.epoch(now) as u32).wrapping_sub(w.epoch) as i32;
+        if i64::from(age) < self.slots() as i64 {
+            Some(w)
+        } else {
+            self.try_withdraw(now)
+        }
     }
 
     /// Gives back a withdrawal whose retry was never sent. If it has already aged out
@@ -671,6 +708,24 @@ mod tests {
     }
 
     #[test]
+    fn a_withdrawal_is_renewed_only_once_it_has_aged_out() {
+        // One retry per request, no floor.
+        let b = budget(1.0, 0);
+        b.deposit(Nanos::ZERO);
+        let w = b.try_withdraw(Nanos::ZERO).unwrap();
+        // Still counted 9 s later: kept, and nothing more is granted.
+        let w = b.renew(w, Nanos::from_secs(9)).unwrap();
+        assert_eq!(b.available(Nanos::from_secs(9)), 0);
+        // At 15 s it has aged out (and so has its request): with a new request in the
+        // window, it is replaced by a withdrawal at 15 s ...
+        b.deposit(Nanos::from_secs(15));
+        let w = b.renew(w, Nanos::from_secs(15)).unwrap();
+        assert_eq!(b.available(Nanos::from_secs(15)), 0);
+        // ... and with none left to spend, a late retry is refused.
+        assert!(b.renew(w, Nanos::from_secs(26)).is_none());
+    }
+
+    #[test]
     fn the_refresh_counts() {
         let at: Vec<u32> = (1..=300).filter(|&c| refreshes_at(c)).collect();
         assert_eq!(at, [1, 2, 4, 8, 16, 32, 64, 128, 192, 256]);
@@ -689,11 +744,11 @@ mod tests {
         for _ in 0..200 {
             b.deposit_cached(|| at(Nanos::from_secs(5)));
         }
-        // The first deposit went to epoch 0 and read the clock (its slot's first);
-        // the other 199 to epoch 5, reading it at counts 1, 2, 4, ..., 64, 128, 192.
-        assert_eq!(reads.get(), 1 + 9);
-        assert_eq!(b.deposited(Nanos::from_secs(9)), 200);
-        assert_eq!(b.deposited(Nanos::from_secs(10)), 199, "epoch 0 aged out");
+        // The first deposit, its slot's first, read the clock before depositing: all
+        // 200 went to epoch 5, reading it at counts 1, 2, 4, ..., 64, 128, 192.
+        assert_eq!(reads.get(), 9);
+        assert_eq!(b.deposited(Nanos::from_secs(14)), 200);
+        assert_eq!(b.deposited(Nanos::from_secs(15)), 0, "epoch 5 aged out");
         // A withdrawal at 20 s moves the cached epoch on: nothing is credited to the
         // stale epoch 5 after it.
         assert!(b.try_withdraw(Nanos::from_secs(20)).is_none());

@@ -66,6 +66,12 @@ impl Model {
     /// lane holds if that is later than `e` (a slot is only restarted for a later
     /// epoch). Returns the epoch credited and how many deposits that slot now holds.
     fn credit(&mut self, lane: usize, e: u64) -> (u64, usize) {
+        let (at, held) = self.peek(lane, e);
+        self.deposits.push((lane % LANES, at));
+        (at, held)
+    }
+    /// What [`credit`](Self::credit) would return, without depositing.
+    fn peek(&self, lane: usize, e: u64) -> (u64, usize) {
         let lane = lane % LANES;
         let at = self
             .deposits
@@ -75,9 +81,8 @@ impl Model {
             .map(|(_, a)| a)
             .max()
             .unwrap_or(e);
-        self.deposits.push((lane, at));
         let held = self.deposits.iter().filter(|&&d| d == (lane, at)).count();
-        (at, held)
+        (at, held + 1)
     }
     fn used(&self, now_ms: u64) -> u64 {
         self.withdrawals
@@ -134,15 +139,18 @@ proptest! {
                         read = true;
                         now
                     });
-                    let cached = model.cached;
-                    let (at, count) = model.credit(lane, cached);
-                    // Never credited to an epoch later than the request's own.
-                    prop_assert!(at <= epoch);
+                    // At a refresh count of the cached epoch's slot, the clock is read
+                    // first and the deposit goes to the epoch read.
+                    let (_, count) = model.peek(lane, model.cached);
                     let refresh = refreshes_at(u32::try_from(count).unwrap_or(u32::MAX));
                     prop_assert_eq!(read, refresh, "the clock is read at the refresh counts only");
                     if refresh {
                         model.cached = model.cached.max(epoch);
                     }
+                    let cached = model.cached;
+                    let (at, _) = model.credit(lane, cached);
+                    // Never credited to an epoch later than the request's own.
+                    prop_assert!(at <= epoch);
                 }
                 Op::Withdraw => {
                     model.cached = model.cached.max(epoch);
