@@ -841,3 +841,47 @@ async fn a_seed_gives_each_retried_call_its_own_delays_and_the_same_on_every_run
     );
     assert_eq!(run(99).await, first, "the same seed, the same delays");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_that_waits_past_the_budget_ttl_needs_the_budget_when_it_is_sent() {
+    // One retry per request in the last 10 s, no floor. Call A is told to come back in
+    // 20 s; by then its withdrawal has aged out, and call B (at 15 s) has spent the
+    // budget of the window A's retry would land in: A's retry is not sent.
+    let inner = Scripted::new(|n| match n {
+        0 => Err("busy".into()),
+        1 => Err("down".into()),
+        _ => Ok(n),
+    });
+    let calls = inner.calls();
+    let budget = RetryBudget::builder()
+        .retry_ratio(1.0)
+        .min_retries_per_sec(0)
+        .ttl(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let layer = RetryLayer::builder()
+        .max_attempts(2)
+        .backoff(Backoff::constant(ms(1)).with_jitter(Jitter::None))
+        .budget(budget)
+        .policy(|_: &u32, result: &Result<u32, BoxError>| match result {
+            Err(e) if e.to_string() == "busy" => Decision::RetryAfter(Duration::from_secs(20)),
+            Err(_) => Decision::Retry,
+            Ok(_) => Decision::Return,
+        })
+        .build()
+        .unwrap();
+    let svc = layer.layer(inner);
+    let a = tokio::spawn(svc.clone().oneshot(0u32));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        svc.clone().oneshot(1u32).await.unwrap(),
+        2,
+        "B retried once"
+    );
+    let err = a.await.unwrap().unwrap_err();
+    let e = err
+        .downcast_ref::<BudgetExhausted>()
+        .expect("budget exhausted");
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(calls.lock().unwrap().len(), 3, "A's retry was not sent");
+}

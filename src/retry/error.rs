@@ -33,6 +33,16 @@ impl BudgetExhausted {
         }
     }
 
+    /// The error after `attempts` attempts, when the budget refused a retry that had
+    /// waited longer than its `ttl` (its withdrawal had aged out and could not be
+    /// renewed): the last attempt's error was let go when the wait began.
+    pub(crate) fn after_waiting(attempts: u32) -> Self {
+        BudgetExhausted {
+            attempts,
+            source: None,
+        }
+    }
+
     /// How many attempts were made (the first call counts) before the budget refused
     /// another; `0` if unknown.
     pub fn attempts(&self) -> u32 {

@@ -442,21 +442,35 @@ where
                         this.attempts.observe(|obs| obs.retries_exhausted(made));
                         return Poll::Ready(Err(Box::new(RetriesExhausted::new(made, e))));
                     }
+                    // One clock read per retry, with a deadline or a budget.
+                    let now = (last_start.is_some() || r.pending.is_some())
+                        .then(|| shared.config.clock.now());
                     // Ready, but perhaps only after the last instant a retry may start:
                     // then it is not sent (DESIGN: no attempt starts that cannot finish
-                    // before the deadline). One clock read per retry, with a deadline.
-                    if let Some(last) = last_start {
-                        if shared.config.clock.now() > last {
+                    // before the deadline).
+                    if let (Some(last), Some(now)) = (last_start, now) {
+                        if now > last {
                             r.refund();
                             return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
+                        }
+                    }
+                    // The retry is sent: its withdrawal is spent, renewed first if the
+                    // wait outlived the budget's ttl (see `RetryBudget::renew`).
+                    if let (Some(w), Some(budget), Some(now)) =
+                        (r.pending.take(), r.budget.as_ref(), now)
+                    {
+                        if budget.renew(w, now).is_none() {
+                            let made = *r.made;
+                            shared.obs.budget_exhausted(made);
+                            return Poll::Ready(Err(Box::new(BudgetExhausted::after_waiting(
+                                made,
+                            ))));
                         }
                     }
                     // `schedule` only waits when there is a copy of the request.
                     let Some(req) = this.request.take() else {
                         unreachable!("a retry is only scheduled with a copy of the request")
                     };
-                    // The retry is sent: its withdrawal is spent.
-                    *r.pending = None;
                     let proto = this.attempts.proto.get();
                     *r.made += 1;
                     if *r.made < proto.shared.config.max_attempts {
