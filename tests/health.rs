@@ -602,3 +602,48 @@ async fn an_open_breaker_whose_wait_is_over_lets_readiness_pass() {
     advance(Duration::from_secs(10 * 365 * 24 * 3600)).await;
     assert_eq!(never_handle.status(), HealthStatus::Unhealthy);
 }
+
+/// A bulkhead's or limiter's handle reports under the name its builder was given, so
+/// two of them register side by side without `named`.
+#[test]
+fn handles_take_their_builders_names() {
+    use buttress::bulkhead::BulkheadLayer;
+    use buttress::rate_limit::RateLimitLayer;
+
+    let registry = HealthRegistry::new();
+    let db = BulkheadLayer::builder()
+        .name("db")
+        .max_concurrent(4)
+        .build()
+        .expect("valid");
+    let cache = BulkheadLayer::builder()
+        .name("cache")
+        .max_concurrent(4)
+        .build()
+        .expect("valid");
+    let api = RateLimitLayer::builder()
+        .name("api")
+        .rate(10)
+        .burst(1)
+        .build()
+        .expect("valid");
+    let per_client = RateLimitLayer::builder()
+        .name("per_client")
+        .rate(10)
+        .burst(1)
+        .keyed(16, |x: &u32| *x)
+        .expect("valid");
+    registry.register(db.handle()).expect("unique");
+    registry.register(cache.handle()).expect("unique");
+    registry.register(api.handle()).expect("unique");
+    registry.register(per_client.handle()).expect("unique");
+    let mut names = registry.names();
+    names.sort();
+    assert_eq!(names, ["api", "cache", "db", "per_client"]);
+    // `named` still overrides.
+    assert_eq!(db.handle().named("primary").name(), Some("primary"));
+    // Unnamed, the source name is the kind.
+    let plain = BulkheadLayer::new(1).expect("valid");
+    assert!(registry.register(plain.handle()).is_ok());
+    assert!(registry.names().iter().any(|n| n == "bulkhead"));
+}

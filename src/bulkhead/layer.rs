@@ -16,6 +16,8 @@ use tower_layer::Layer;
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
     pub(super) shared: Shared,
+    /// The builder's name, which the handles report under by default.
+    name: Option<Arc<str>>,
 }
 
 impl BulkheadLayer {
@@ -34,7 +36,7 @@ impl BulkheadLayer {
     pub fn handle(&self) -> BulkheadHandle {
         BulkheadHandle {
             shared: self.shared.clone(),
-            name: None,
+            name: self.name.clone(),
         }
     }
 
@@ -144,7 +146,10 @@ impl BulkheadBuilder {
         } else {
             Shared::reject(max, obs)?
         };
-        Ok(BulkheadLayer { shared })
+        Ok(BulkheadLayer {
+            shared,
+            name: self.name,
+        })
     }
 }
 
@@ -165,7 +170,8 @@ impl BulkheadHandle {
         self
     }
 
-    /// The name given with [`named`](Self::named), if any.
+    /// The name given with [`named`](Self::named), else the bulkhead's own (its
+    /// builder's [`name`](BulkheadBuilder::name)), if any.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }

@@ -116,7 +116,9 @@ impl<C: SleepClock> RateLimitBuilder<C> {
         self
     }
 
-    fn parts(self) -> Result<(Quota, Nanos, C, RateLimitObs), ConfigError> {
+    /// The validated quota, wait, clock, instruments and name.
+    #[allow(clippy::type_complexity)]
+    fn parts(self) -> Result<(Quota, Nanos, C, RateLimitObs, Option<Arc<str>>), ConfigError> {
         let rate = self
             .rate
             .ok_or_else(|| ConfigError::new("rate", "is required"))?;
@@ -130,12 +132,12 @@ impl<C: SleepClock> RateLimitBuilder<C> {
             .unwrap_or(Nanos::ZERO);
         // The wait counter and histogram exist only when calls may wait.
         let obs = RateLimitObs::new(self.name.as_ref(), !max_wait.is_zero());
-        Ok((quota, max_wait, self.clock, obs))
+        Ok((quota, max_wait, self.clock, obs, self.name))
     }
 
     /// A direct (one limiter for every call) rate-limit layer.
     pub fn build(self) -> Result<RateLimitLayer<C>, ConfigError> {
-        let (quota, max_wait, clock, obs) = self.parts()?;
+        let (quota, max_wait, clock, obs, name) = self.parts()?;
         Ok(RateLimitLayer {
             shared: Arc::new(Direct {
                 gcra: Gcra::new(quota),
@@ -143,6 +145,7 @@ impl<C: SleepClock> RateLimitBuilder<C> {
                 max_wait,
                 rejected: Arc::default(),
                 obs,
+                name,
             }),
         })
     }
@@ -182,7 +185,7 @@ impl<C: SleepClock> RateLimitBuilder<C> {
         F: Fn(&Req) -> K,
         H: BuildHasher,
     {
-        let (quota, max_wait, clock, obs) = self.parts()?;
+        let (quota, max_wait, clock, obs, name) = self.parts()?;
         Ok(KeyedRateLimitLayer {
             shared: Arc::new(Keyed {
                 store: KeyedGcra::with_hasher(quota, max_keys, hasher)?,
@@ -191,6 +194,7 @@ impl<C: SleepClock> RateLimitBuilder<C> {
                 max_wait,
                 rejected: Arc::default(),
                 obs,
+                name,
             }),
         })
     }
@@ -206,6 +210,8 @@ pub(super) struct Direct<C> {
     pub(super) rejected: Arc<AtomicU64>,
     /// Metrics and tracing (zero-sized without those features).
     pub(super) obs: RateLimitObs,
+    /// The builder's name, which the handles report under by default.
+    pub(super) name: Option<Arc<str>>,
 }
 
 /// The state of a keyed limiter.
@@ -218,6 +224,8 @@ pub(super) struct Keyed<K, F, C, H = RandomState> {
     pub(super) rejected: Arc<AtomicU64>,
     /// Metrics and tracing (zero-sized without those features).
     pub(super) obs: RateLimitObs,
+    /// The builder's name, which the handles report under by default.
+    pub(super) name: Option<Arc<str>>,
 }
 
 /// A [`Layer`] that limits calls to a rate with bursts (GCRA), one limiter for every
@@ -261,7 +269,7 @@ impl<C> RateLimitLayer<C> {
 
     /// A handle counting this limiter's rejections, for metrics and health checks.
     pub fn handle(&self) -> RateLimitHandle {
-        RateLimitHandle::new(Arc::clone(&self.shared.rejected))
+        RateLimitHandle::new(Arc::clone(&self.shared.rejected), self.shared.name.clone())
     }
 
     /// Takes `name` for metrics and tracing unless named already.
@@ -314,7 +322,7 @@ impl<K, F, C, H> KeyedRateLimitLayer<K, F, C, H> {
     /// A handle counting this limiter's rejections (over every key), for metrics and
     /// health checks.
     pub fn handle(&self) -> RateLimitHandle {
-        RateLimitHandle::new(Arc::clone(&self.shared.rejected))
+        RateLimitHandle::new(Arc::clone(&self.shared.rejected), self.shared.name.clone())
     }
 
     /// Takes `name` for metrics and tracing unless named already.
@@ -363,13 +371,13 @@ impl Clone for RateLimitHandle {
 }
 
 impl RateLimitHandle {
-    fn new(rejected: Arc<AtomicU64>) -> Self {
+    fn new(rejected: Arc<AtomicU64>, name: Option<Arc<str>>) -> Self {
         // Relaxed: counts only, they publish no other memory.
         let seen = AtomicU64::new(rejected.load(Ordering::Relaxed));
         RateLimitHandle {
             rejected,
             seen,
-            name: None,
+            name,
         }
     }
 
@@ -379,7 +387,8 @@ impl RateLimitHandle {
         self
     }
 
-    /// The name given with [`named`](Self::named), if any.
+    /// The name given with [`named`](Self::named), else the limiter's own (its
+    /// builder's [`name`](RateLimitBuilder::name)), if any.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
