@@ -13,7 +13,9 @@
 //!   registered as critical, is open and waiting), from a `HealthRegistry`;
 //! - `/metrics` in the Prometheus text format (`metrics-exporter-prometheus`): buttress's
 //!   own metrics (feature `metrics`: breaker calls and state, retries, bulkhead load,
-//!   rejections by reason, all labelled `name="downstream"`) beside the app's counters.
+//!   rejections by reason, labelled `name="downstream"`, `"downstream.attempt"` for the
+//!   attempt timeout, and `"per_client"` and `"reports"` for the two rate limiters)
+//!   beside the app's counters.
 //!   The recorder is installed before the layers are built, since each layer registers
 //!   its handles once, when it is built.
 //!
@@ -144,6 +146,7 @@ fn app(prometheus: PrometheusHandle) -> Result<App, BoxError> {
     // behind a proxy, key on the address it reports instead. Without `ConnectInfo`
     // every client would share one allowance.
     let per_client = RateLimitLayer::builder()
+        .name("per_client")
         .rate(20)
         .period(Duration::from_secs(1))
         .burst(40)
@@ -155,6 +158,7 @@ fn app(prometheus: PrometheusHandle) -> Result<App, BoxError> {
         })?;
     // The report is expensive: 2 at once, then one every 5 s, for everyone together.
     let reports = RateLimitLayer::builder()
+        .name("reports")
         .rate(1)
         .period(Duration::from_secs(5))
         .burst(2)

@@ -2,7 +2,9 @@
 //!
 //! [`TokioClock`] reads [`tokio::time::Instant`], so `tokio::time::pause()` and
 //! `tokio::time::advance()` drive every buttress layer deterministically in tests.
-//! Layers read it only when their configuration needs time, and at most once per call.
+//! Layers read it only when their configuration needs time: at most once per call,
+//! except a breaker that tracks slow calls (at a call's start and at its end), a retry
+//! about to send a retry with a deadline or a budget, and a call that has to wait.
 
 pub use buttress_core::clock::{Clock, ManualClock, MonotonicClock, Nanos};
 

@@ -37,7 +37,7 @@
 //!   it holds a slot only while the call really runs.
 //!
 //! The pipeline has a name (an `Arc<str>`, set once when it is made) that metrics and
-//! health reports use to tell stacks apart. A part given no name of its own takes the
+//! tracing events use to tell stacks apart (health reports use each handle's own name). A part given no name of its own takes the
 //! pipeline's for its metrics and tracing events when it is put in (the attempt
 //! timeout takes `<name>.attempt`); see [`observe`](crate::observe).
 //!
