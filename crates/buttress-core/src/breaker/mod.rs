@@ -55,11 +55,14 @@
 //!
 //! The state word is the only thing decisions are made on; it is loaded with `Acquire`
 //! and replaced by `AcqRel` compare-and-swaps, so that a thread acting on a new state
-//! also sees what the thread that made the transition did before it (the window it
-//! cleared). The deadline word is keyed by generation (see [`Breaker`]) and needs no
-//! ordering with the state word for correctness: a reader that finds another
-//! generation's deadline treats the deadline as not published yet. The windows'
-//! counters are statistics and use `Relaxed` (see the `window` module).
+//! also sees what the thread that made the transition did before it. The deadline word
+//! is keyed by generation (see [`Breaker`]): a reader that finds another generation's
+//! deadline treats the deadline as not published yet. Its writer publishes it with a
+//! compare-and-swap that re-checks the state word's generation, so that a late writer
+//! never replaces the deadline of a later transition (see `publish_deadline`). The
+//! windows' counters are statistics and mostly `Relaxed`; each word of a window carries
+//! the generation it belongs to, so an outcome that raced a transition is not written
+//! into a later generation's window (see the `window` module).
 
 mod config;
 mod state;
@@ -210,8 +213,9 @@ enum Step {
 /// The circuit breaker's shared state: one per breaker, behind an `Arc`.
 ///
 /// Two atomic words: the state word (layout at `state::Word`) and a deadline word
-/// (layout at `DEADLINE_BITS`), written by the thread that made the transition right after its CAS. Plus the window
-/// and a rejection counter.
+/// (layout at `DEADLINE_BITS`), written by the thread that made the transition right
+/// after its CAS, unless the breaker has moved on by then. Plus the window and a
+/// rejection counter.
 ///
 /// `X` is an extension the breaker carries for its user without reading it (the layer
 /// keeps its metric handles there): reachable from every [`Permit`] through the `Arc`
@@ -514,6 +518,33 @@ impl<X> Breaker<X> {
         }
     }
 
+    /// Publishes `deadline` for `generation`, unless the breaker has left that
+    /// generation: a thread preempted between its transition and this call must not
+    /// replace the deadline of a later transition (the breaker would then find none for
+    /// its generation, and an open one would reject every call, never to probe).
+    fn publish_deadline(&self, generation: u32, deadline: Nanos) {
+        let packed = pack_deadline(generation, deadline);
+        // Acquire (here and on failure below): if `seen` is a later transition's
+        // deadline, that transition's CAS of the state word, made before it published,
+        // happens-before the state load that follows, which then shows the breaker has
+        // left `generation`. So the exchange below succeeds only if no later
+        // transition's deadline was published before it; one published after it
+        // replaces it, as it should.
+        let mut seen = self.deadline.load(Ordering::Acquire);
+        while self.load().generation() == generation {
+            // Release: pairs with the Acquire loads in `deadline_of` and above.
+            match self.deadline.compare_exchange_weak(
+                seen,
+                packed,
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => seen = actual,
+            }
+        }
+    }
+
     /// The open wait for a breaker entering `Open` as `w`.
     fn open_wait(&self, w: Word) -> Nanos {
         if self.config.open_jitter == 0.0 {
@@ -541,12 +572,15 @@ impl<X> Breaker<X> {
             _ => None,
         };
         if let Some(d) = deadline {
-            // Release: pairs with the Acquire load in `deadline_of`.
-            self.deadline
-                .store(pack_deadline(to.generation(), d), Ordering::Release);
+            self.publish_deadline(to.generation(), d);
         }
-        if from.state() == State::Closed {
-            self.window.clear();
+        if from.is_closed() || to.is_closed() {
+            // Leaving Closed empties the window (an open breaker's metrics show no
+            // calls); entering it starts the new generation's window. Either way the
+            // window is re-stamped with the generation entered, so that no outcome of
+            // an earlier one lands in it (see `window`), and a late clear of an older
+            // transition leaves a newer generation's window alone.
+            self.window.clear(to.generation());
         }
         if let Some(listener) = &self.listener {
             listener(&Transition {
@@ -622,7 +656,9 @@ impl<X> Breaker<X> {
             } else {
                 Nanos::ZERO
             };
-            if let Some(counts) = self.window.record(failed, slow, at) {
+            // The window only takes it while it is this generation's (see `window`): the
+            // state may have moved on since `cur` was loaded.
+            if let Some(counts) = self.window.record(failed, slow, at, p.generation()) {
                 if self.trips(counts) {
                     self.trip(p.generation(), &mut now);
                 }
@@ -729,13 +765,8 @@ impl<X> Breaker<X> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    if to == State::Closed && cur.state() != State::Closed {
-                        // Leaving Closed already clears it in `after_transition`.
-                        self.window.clear();
-                    }
-                    return self.after_transition(cur, next, at);
-                }
+                // `after_transition` clears the window when leaving or entering Closed.
+                Ok(_) => return self.after_transition(cur, next, at),
                 Err(actual) => cur = Word(actual),
             }
         }
@@ -1062,6 +1093,100 @@ mod tests {
             pack_deadline(0x1_2345, Nanos::ZERO) >> DEADLINE_BITS,
             0x2345
         );
+    }
+
+    /// A breaker with a window of the last `n` calls (`None`: 1 s in 2 buckets),
+    /// tripping on `min` calls at 50 %, no open wait, one probe.
+    fn racing(n: Option<u32>, min: u32) -> Arc<Breaker> {
+        let config = match n {
+            Some(n) => BreakerConfig::builder().count_window(n),
+            None => BreakerConfig::builder().time_window(Duration::from_secs(1), 2),
+        };
+        let config = config
+            .minimum_calls(min)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(Duration::ZERO)
+            .permitted_calls_in_half_open(1)
+            .build()
+            .unwrap();
+        Arc::new(Breaker::new(config))
+    }
+
+    /// What `Permit::record` hands the breaker.
+    fn held(p: &Permit) -> &Held<Arc<Breaker>> {
+        (*p.held).as_ref().expect("unreported")
+    }
+
+    #[test]
+    fn a_failure_racing_the_trip_is_not_counted_once_closed_again() {
+        for n in [Some(2), None] {
+            let b = racing(n, 1);
+            // W: a call of generation 0 whose `record` loads the state word ...
+            let w = b.acquire(|| Nanos::ZERO).unwrap();
+            let seen = b.load();
+            // ... then T trips the breaker (clearing the window) ...
+            b.acquire(|| Nanos::ZERO)
+                .unwrap()
+                .record(Outcome::Failure, || Nanos::ZERO);
+            assert_eq!(b.state(), State::Open);
+            // ... and W writes its failure on the state it loaded before the trip.
+            b.record_from(seen, held(&w), Outcome::Failure, || Nanos::ZERO);
+            // Open -> HalfOpen -> Closed: a new closed generation.
+            b.acquire(|| Nanos::ZERO)
+                .unwrap()
+                .record(Outcome::Success, || Nanos::ZERO);
+            assert_eq!(b.state(), State::Closed);
+            let m = b.metrics(Nanos::ZERO);
+            assert_eq!((m.calls, m.failures), (0, 0), "{n:?}: W is not counted");
+            b.acquire(|| Nanos::ZERO)
+                .unwrap()
+                .record(Outcome::Success, || Nanos::ZERO);
+            assert_eq!(b.state(), State::Closed, "{n:?}: 0 of 1 failed");
+        }
+    }
+
+    #[test]
+    fn a_failure_racing_a_reset_is_not_counted_after_it() {
+        for n in [Some(2), None] {
+            let b = racing(n, 2);
+            let w = b.acquire(|| Nanos::ZERO).unwrap();
+            let seen = b.load();
+            b.reset(Nanos::ZERO);
+            b.record_from(seen, held(&w), Outcome::Failure, || Nanos::ZERO);
+            let m = b.metrics(Nanos::ZERO);
+            assert_eq!((m.state, m.generation), (State::Closed, 1));
+            assert_eq!((m.calls, m.failures), (0, 0), "{n:?}: W is not counted");
+            // A success of the new generation alone does not trip it.
+            b.acquire(|| Nanos::ZERO)
+                .unwrap()
+                .record(Outcome::Success, || Nanos::ZERO);
+            assert_eq!(b.state(), State::Closed, "{n:?}");
+        }
+    }
+
+    #[test]
+    fn a_late_open_deadline_does_not_hide_a_newer_one() {
+        // T trips the breaker (Closed 0 -> Open 1) and is preempted before it
+        // publishes its deadline ...
+        let (b, _) = tripped(0.0, 1);
+        let open = b.load();
+        let closed = Word::INITIAL;
+        assert_eq!(open, closed.next(State::Open, 0));
+        // ... an operator resets it (Closed 2), failures trip it again (Open 3) ...
+        b.reset(Nanos::ZERO);
+        b.acquire(|| Nanos::ZERO)
+            .unwrap()
+            .record(Outcome::Failure, || Nanos::from_secs(1));
+        assert_eq!(b.metrics(Nanos::ZERO).generation, 3);
+        // ... and T resumes: the deadline of generation 1 comes last.
+        b.after_transition(closed, open, Nanos::ZERO);
+        assert_eq!(b.state(), State::Open);
+        let r = b.acquire(|| Nanos::from_secs(2)).unwrap_err();
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(9)));
+        let probe = b
+            .acquire(|| Nanos::from_secs(11))
+            .expect("the wait is over");
+        assert!(probe.is_probe());
     }
 
     #[test]
