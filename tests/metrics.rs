@@ -13,7 +13,7 @@ use buttress::bulkhead::error::BulkheadFull;
 use buttress::circuit_breaker::{CircuitBreakerLayer, State};
 use buttress::fallback::FallbackLayer;
 use buttress::rate_limit::RateLimitLayer;
-use buttress::retry::{Backoff, RetryBudget, RetryLayer};
+use buttress::retry::{Backoff, Decision, RetryBudget, RetryLayer};
 use buttress::timeout::TimeoutLayer;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_util::registry::{AtomicStorage, Registry};
@@ -230,6 +230,57 @@ async fn retry_counts_attempts_retries_and_exhaustion() {
         0
     );
     assert_eq!(rec.counter("buttress_retry_budget_exhausted_total", &n), 0);
+}
+
+/// A response the policy retries (a 503, say) counts as much as an error: when the
+/// attempts run out and when the budget refuses.
+#[tokio::test(start_paused = true)]
+async fn retry_counts_a_retried_response_that_is_still_the_answer() {
+    let rec = Rec::new();
+    let unavailable = |_: &u32, r: &Result<u32, BoxError>| match r {
+        Ok(503) | Err(_) => Decision::Retry,
+        Ok(_) => Decision::Return,
+    };
+    let mut svc = rec.scope(|| {
+        RetryLayer::builder()
+            .name("api")
+            .max_attempts(3)
+            .backoff(Backoff::constant(Duration::from_millis(10)))
+            .no_budget()
+            .policy(unavailable)
+            .build()
+            .unwrap()
+            .layer(scripted(|_| Ok::<u32, BoxError>(503)))
+    });
+    let n = [("name", "api")];
+    assert_eq!(call(&mut svc).await.unwrap(), 503, "returned as it is");
+    assert_eq!(rec.counter("buttress_retry_attempts_total", &n), 3);
+    assert_eq!(rec.counter("buttress_retry_retries_exhausted_total", &n), 1);
+
+    let empty = RetryBudget::builder()
+        .retry_ratio(0.0)
+        .min_retries_per_sec(0)
+        .build()
+        .unwrap();
+    let mut svc = rec.scope(|| {
+        RetryLayer::builder()
+            .name("web")
+            .budget(empty)
+            .policy(unavailable)
+            .build()
+            .unwrap()
+            .layer(scripted(|_| Ok::<u32, BoxError>(503)))
+    });
+    assert_eq!(call(&mut svc).await.unwrap(), 503);
+    let n = [("name", "web")];
+    assert_eq!(rec.counter("buttress_retry_budget_exhausted_total", &n), 1);
+    assert_eq!(
+        rec.counter(
+            "buttress_rejections_total",
+            &[("name", "web"), ("reason", "budget_exhausted")]
+        ),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]

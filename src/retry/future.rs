@@ -216,13 +216,14 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
     where
         P: Policy<Req, Res>,
     {
-        // A copy of the request is kept only while an attempt is left (made by the
-        // service when more than one attempt is allowed, and after each retry while
-        // another is): so no configuration is read here.
+        // A copy of the request is kept when more than one attempt is allowed (made
+        // by the service, and after each retry): so no configuration is read here.
+        // Whether an attempt is left is asked only when the policy wants a retry (see
+        // `after_attempt`).
         match req {
-            // Attempts left, and a copy of the request to send.
+            // A copy of the request, to send or to judge the last attempt by.
             Some(req) => self.policy.decide(req, result),
-            // No attempt left, or the request could not be copied: it is final.
+            // One attempt in all, or the request could not be copied: it is final.
             None => Decision::Return,
         }
     }
@@ -301,24 +302,43 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         })
     }
 
+    /// The final result of a call the policy let end: an error after retries is
+    /// wrapped in [`RetriesExhausted`]; an error on the first attempt, and any response,
+    /// are returned as they are.
     #[inline]
-    fn finish<Res>(
-        &self,
-        result: Result<Res, BoxError>,
-        budget_refused: bool,
-    ) -> Result<Res, BoxError> {
+    fn finish<Res>(&self, result: Result<Res, BoxError>) -> Result<Res, BoxError> {
         result.map_err(|e| {
             let made = self.made();
-            if budget_refused {
-                self.observe(|obs| obs.budget_exhausted(made));
-                Box::new(BudgetExhausted::after(made, e)) as BoxError
-            } else if made > 1 {
+            if made > 1 {
                 self.observe(|obs| obs.retries_exhausted(made));
                 Box::new(RetriesExhausted::new(made, e)) as BoxError
             } else {
                 e
             }
         })
+    }
+
+    /// The final result of a call the policy wanted retried again, when no retry can
+    /// be made: an error is wrapped as [`finish`](Self::finish) does, or in
+    /// [`BudgetExhausted`] when the budget refused; a response is returned as it is.
+    /// Either way the instruments count it, a response the policy wanted retried (a
+    /// 503, say) as much as an error.
+    #[cold]
+    fn give_up<Res>(
+        &self,
+        result: Result<Res, BoxError>,
+        budget_refused: bool,
+    ) -> Result<Res, BoxError> {
+        let made = self.made();
+        if budget_refused {
+            self.observe(|obs| obs.budget_exhausted(made));
+            return result.map_err(|e| Box::new(BudgetExhausted::after(made, e)) as BoxError);
+        }
+        if made > 1 {
+            self.observe(|obs| obs.retries_exhausted(made));
+            return result.map_err(|e| Box::new(RetriesExhausted::new(made, e)) as BoxError);
+        }
+        result
     }
 }
 
@@ -356,9 +376,14 @@ where
         decision: Decision,
     ) -> Option<Result<S::Response, BoxError>> {
         let mut this = self.project();
+        // The last attempt keeps a copy of the request too, so that the policy judges
+        // its result; with none left, the call gives up here.
+        if this.attempts.made() >= this.attempts.config().max_attempts {
+            return Some(this.attempts.give_up(result, false));
+        }
         match this.attempts.schedule(decision, result.is_ok()) {
-            Step::Return => Some(this.attempts.finish(result, false)),
-            Step::BudgetRefused => Some(this.attempts.finish(result, true)),
+            Step::Return => Some(this.attempts.give_up(result, false)),
+            Step::BudgetRefused => Some(this.attempts.give_up(result, true)),
             Step::Wait(wait) => {
                 this.attempts.wait(wait);
                 this.state.set(State::Between);
@@ -396,7 +421,7 @@ where
                     let result = ready!(fut.poll(cx)).map_err(Into::into);
                     let decision = this.attempts.decide(this.request.as_ref(), &result);
                     if decision == Decision::Return {
-                        return Poll::Ready(this.attempts.finish(result, false));
+                        return Poll::Ready(this.attempts.finish(result));
                     }
                     if let Some(out) = self.as_mut().after_attempt(result, decision) {
                         return Poll::Ready(out);
@@ -473,9 +498,9 @@ where
                     };
                     let proto = this.attempts.proto.get();
                     *r.made += 1;
-                    if *r.made < proto.shared.config.max_attempts {
-                        *this.request = this.attempts.cloner.clone_request(&req);
-                    }
+                    // A copy for the next attempt, or, for the last, for the policy to
+                    // judge its result with (see `after_attempt`).
+                    *this.request = this.attempts.cloner.clone_request(&req);
                     proto.shared.obs.attempt();
                     let fut = service.call(req);
                     this.state.set(State::Calling { fut });
@@ -504,7 +529,7 @@ where
             let result = ready!(fut.poll(cx)).map_err(Into::into);
             let decision = this.attempts.decide(this.request.as_ref(), &result);
             if decision == Decision::Return {
-                return Poll::Ready(this.attempts.finish(result, false));
+                return Poll::Ready(this.attempts.finish(result));
             }
             return self.retry_after(result, decision, cx);
         }
