@@ -138,6 +138,15 @@ fn observed(obs: BreakerObs, user: Option<Listener>) -> Listener {
     })
 }
 
+/// Shows the breaker's current state in its instruments' state gauge (just
+/// registered), with its generation, both from one read: the instruments keep the
+/// newer of it and of a transition whose listener runs meanwhile.
+#[cold]
+fn show_current_state(breaker: &Shared) {
+    let m = breaker.metrics(breaker.extension().now());
+    breaker.extension().obs.show_state(m.state, m.generation);
+}
+
 impl<C> CircuitBreakerLayer<C> {
     /// Classifies outcomes with `classifier` instead (a [`Classify`] policy, or any
     /// `Fn(&Result<T, BoxError>) -> Outcome`: the breaker boxes the inner error before
@@ -162,7 +171,7 @@ impl<C> CircuitBreakerLayer<C> {
         let breaker = self.shards.get();
         let obs = &breaker.extension().obs;
         if obs.adopt(name) {
-            obs.show_state(breaker.state());
+            show_current_state(breaker);
         }
     }
 
@@ -179,7 +188,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
         let breaker = self.shards.get();
         let obs = &breaker.extension().obs;
         if obs.ensure() {
-            obs.show_state(breaker.state());
+            show_current_state(breaker);
         }
         CircuitBreaker::new(inner, Arc::clone(&self.shards), self.classifier.clone())
     }

@@ -20,6 +20,8 @@ use crate::retry::RetryReason;
 
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 use std::sync::OnceLock;
+#[cfg(feature = "metrics")]
+use std::sync::{Mutex, PoisonError};
 
 #[cfg(feature = "metrics")]
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -214,6 +216,10 @@ struct BreakerHandles {
     /// Only when the breaker times calls.
     #[cfg(feature = "metrics")]
     duration: Option<Histogram>,
+    /// The generation of the state the gauge shows (`None`: the closed state set at
+    /// registration, of no known generation). See [`BreakerHandles::show_state`].
+    #[cfg(feature = "metrics")]
+    shown: Mutex<Option<u32>>,
 }
 
 #[cfg(any(feature = "metrics", feature = "tracing"))]
@@ -271,6 +277,7 @@ impl Register for BreakerHandles {
                 state,
                 transitions,
                 duration,
+                shown: Mutex::new(None),
                 name,
             }
         }
@@ -286,12 +293,35 @@ impl Register for BreakerHandles {
     }
 }
 
+/// Generations wrap at 2^24 (as the core breaker's state word keeps them).
+#[cfg(feature = "metrics")]
+const GEN_MASK: u32 = (1 << 24) - 1;
+
+/// Whether `generation` comes after `than` (24-bit wrapping, as generations are: up to
+/// half the range ahead).
+#[cfg(feature = "metrics")]
+fn newer(generation: u32, than: u32) -> bool {
+    let ahead = generation.wrapping_sub(than) & GEN_MASK;
+    ahead != 0 && ahead <= GEN_MASK / 2
+}
+
 #[cfg(feature = "metrics")]
 impl BreakerHandles {
-    fn show_state(&self, to: State) {
+    /// Shows `to`, the state of `generation`, unless the gauge shows a newer
+    /// generation's already. Listeners run after the transition's compare-and-swap, in
+    /// no order: the listener of an older transition may run last, and must not put
+    /// back its state. The check and the gauge writes are made under one lock, so that
+    /// a thread preempted between them cannot write an older state over a newer one
+    /// either (transitions are rare: the lock is not on the call path).
+    fn show_state(&self, to: State, generation: u32) {
+        let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
+        if shown.is_some_and(|g| !newer(generation & GEN_MASK, g)) {
+            return;
+        }
         for (gauge, s) in self.state.iter().zip(STATES) {
             gauge.set(if s == to { 1.0 } else { 0.0 });
         }
+        *shown = Some(generation & GEN_MASK);
     }
 }
 
@@ -363,23 +393,25 @@ impl BreakerObs {
         );
         #[cfg(feature = "metrics")]
         with!(self, |h| {
-            h.show_state(t.to);
+            h.show_state(t.to, t.generation);
             if let Some(c) = &h.transitions[state_index(t.from)][state_index(t.to)] {
                 c.increment(1);
             }
         });
     }
 
-    /// Shows `state` in the state gauge (when the handles are registered late, after
-    /// the breaker may have moved).
+    /// Shows `state`, the breaker's state in `generation`, in the state gauge (when the
+    /// handles are registered late, after the breaker may have moved), unless it shows
+    /// a newer generation's already (a transition's listener may have run since the
+    /// breaker was read).
     #[cold]
-    pub(crate) fn show_state(&self, state: State) {
+    pub(crate) fn show_state(&self, state: State, generation: u32) {
         #[cfg(feature = "metrics")]
         with!(self, |h| {
-            h.show_state(state);
+            h.show_state(state, generation);
         });
         #[cfg(not(feature = "metrics"))]
-        let _ = state;
+        let _ = (state, generation);
     }
 }
 
@@ -897,5 +929,136 @@ impl FallbackObs {
             #[cfg(feature = "tracing")]
             tracing::debug!(target: "buttress::fallback", name = &*h.name, "fallback taken");
         });
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::*;
+    use buttress_core::clock::Nanos;
+    use metrics::{Key, KeyName, Metadata, Recorder, SharedString};
+    use metrics_util::registry::{AtomicStorage, Registry};
+    use std::sync::atomic::Ordering;
+
+    /// A recorder keeping every gauge and counter in `metrics-util`'s atomic registry.
+    struct Rec(Registry<Key, AtomicStorage>);
+
+    impl Recorder for Rec {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            self.0
+                .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            self.0
+                .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            self.0
+                .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+        }
+    }
+
+    impl Rec {
+        /// The state gauge shows: the one state at 1 (panics unless exactly one is).
+        fn shown(&self) -> State {
+            let on: Vec<State> = STATES
+                .into_iter()
+                .filter(|s| {
+                    let key = Key::from_parts(
+                        "buttress_circuit_breaker_state",
+                        vec![
+                            metrics::Label::new("name", "db"),
+                            metrics::Label::new("state", s.as_str()),
+                        ],
+                    );
+                    let g = self.0.get_gauge(&key).expect("registered");
+                    f64::from_bits(g.load(Ordering::SeqCst)) == 1.0
+                })
+                .collect();
+            assert_eq!(on.len(), 1, "{on:?}");
+            on[0]
+        }
+
+        fn transitions(&self, from: State, to: State) -> u64 {
+            let key = Key::from_parts(
+                "buttress_circuit_breaker_transitions_total",
+                vec![
+                    metrics::Label::new("name", "db"),
+                    metrics::Label::new("from", from.as_str()),
+                    metrics::Label::new("to", to.as_str()),
+                ],
+            );
+            self.0
+                .get_counter(&key)
+                .expect("registered")
+                .load(Ordering::SeqCst)
+        }
+    }
+
+    fn obs(rec: &Rec) -> BreakerObs {
+        metrics::with_local_recorder(rec, || BreakerObs::new(Some(&Arc::from("db")), false))
+    }
+
+    fn t(from: State, to: State, generation: u32) -> Transition<'static> {
+        Transition {
+            name: Some("db"),
+            from,
+            to,
+            at: Nanos::ZERO,
+            generation,
+        }
+    }
+
+    /// Listeners run after the transition's compare-and-swap, unordered: a thread that
+    /// won open -> half-open (generation 2) and was preempted runs its listener after
+    /// the one that won half-open -> open (generation 3). The gauge keeps the newer
+    /// state; the transition is still counted.
+    #[test]
+    fn a_late_listener_of_an_older_transition_leaves_the_state_gauge_alone() {
+        let rec = Rec(Registry::atomic());
+        let obs = obs(&rec);
+        assert_eq!(rec.shown(), State::Closed);
+        obs.transition(&t(State::Closed, State::Open, 1));
+        assert_eq!(rec.shown(), State::Open);
+        obs.transition(&t(State::HalfOpen, State::Open, 3));
+        obs.transition(&t(State::Open, State::HalfOpen, 2));
+        assert_eq!(rec.shown(), State::Open);
+        assert_eq!(rec.transitions(State::Open, State::HalfOpen), 1);
+        assert_eq!(rec.transitions(State::HalfOpen, State::Open), 1);
+        obs.transition(&t(State::Open, State::HalfOpen, 4));
+        assert_eq!(rec.shown(), State::HalfOpen);
+    }
+
+    /// Handles registered late show the breaker's state as read then, unless a
+    /// transition's listener showed a newer one since.
+    #[test]
+    fn a_late_registration_shows_the_state_read_unless_a_newer_one_is_shown() {
+        let rec = Rec(Registry::atomic());
+        let obs = obs(&rec);
+        obs.show_state(State::ForcedOpen, 5);
+        assert_eq!(rec.shown(), State::ForcedOpen);
+        obs.transition(&t(State::ForcedOpen, State::Closed, 6));
+        obs.show_state(State::ForcedOpen, 5);
+        assert_eq!(rec.shown(), State::Closed);
+        obs.show_state(State::Disabled, 7);
+        assert_eq!(rec.shown(), State::Disabled);
+    }
+
+    /// Generations wrap at 2^24: generation 0 comes after the last one.
+    #[test]
+    fn the_state_gauge_orders_generations_across_the_wrap() {
+        let rec = Rec(Registry::atomic());
+        let obs = obs(&rec);
+        let last = (1 << 24) - 1;
+        obs.transition(&t(State::Closed, State::Open, last - 1));
+        obs.transition(&t(State::Open, State::HalfOpen, last));
+        obs.transition(&t(State::HalfOpen, State::Open, 0));
+        obs.transition(&t(State::Open, State::HalfOpen, last));
+        assert_eq!(rec.shown(), State::Open);
+        obs.transition(&t(State::Open, State::HalfOpen, 1));
+        assert_eq!(rec.shown(), State::HalfOpen);
     }
 }

@@ -31,7 +31,7 @@
 //! | metric | type | labels | meaning |
 //! |---|---|---|---|
 //! | `buttress_circuit_breaker_calls_total` | counter | `name`, `outcome` | calls through the breaker by outcome: `success`, `failure`, `ignored` (as classified), `rejected` (refused by the breaker) |
-//! | `buttress_circuit_breaker_state` | gauge | `name`, `state` | 1 for the state the breaker is in, 0 for the others (`closed`, `open`, `half_open`, `forced_open`, `disabled`) |
+//! | `buttress_circuit_breaker_state` | gauge | `name`, `state` | 1 for the state the breaker is in, 0 for the others (`closed`, `open`, `half_open`, `forced_open`, `disabled`); a transition whose listener runs after a later one's does not overwrite it |
 //! | `buttress_circuit_breaker_transitions_total` | counter | `name`, `from`, `to` | state transitions; every pair the breaker can make is registered up front, at zero |
 //! | `buttress_circuit_breaker_call_duration_seconds` | histogram | `name` | duration of admitted calls; only with `slow_call_duration` set (the breaker times calls then anyway) |
 //! | `buttress_retry_attempts_total` | counter | `name` | attempts sent, the first included |
