@@ -15,6 +15,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty, Full};
 use proptest::prelude::*;
 use std::collections::VecDeque;
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -343,6 +344,161 @@ async fn trailers_are_kept_in_every_copy() {
     assert_eq!(seen.sent.len(), 4);
     for sent in &seen.sent {
         assert_eq!(sent, &(data.clone(), Some(trailers.clone())));
+    }
+}
+
+/// What a body yields, frame by frame, to its end: `Ok(data)` for a data frame,
+/// `Err(trailers)` for a trailers frame.
+async fn frames<B>(body: B) -> Vec<Result<Bytes, HeaderMap>>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: fmt::Debug,
+{
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        out.push(
+            frame
+                .unwrap()
+                .into_data()
+                .map_err(|f| f.into_trailers().unwrap()),
+        );
+    }
+    out
+}
+
+/// A buffered body with trailers reports no upper bound (hyper frames a request with an
+/// exact size hint with `Content-Length`, and drops trailers on such a body): its data
+/// and then its trailers, in every copy. Without trailers the hint stays exact.
+#[tokio::test]
+async fn buffered_trailers_make_the_size_hint_inexact() {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("checksum", HeaderValue::from_static("abc123"));
+    for with_trailers in [true, false] {
+        let data = pattern(300);
+        let mut body = Chunks::new(chunked(&data, 100));
+        if with_trailers {
+            body = body.trailers(trailers.clone());
+        }
+        let svc = BufferRequestBodyLayer::new().layer(service_fn(
+            |req: Request<ReplayBody<Chunks>>| async move {
+                let body = req.into_body();
+                assert!(body.is_replayable());
+                let copies: Vec<_> = (0..2).map(|_| body.try_clone().unwrap()).collect();
+                let mut seen = Vec::new();
+                for b in copies.into_iter().chain([body]) {
+                    let hint = b.size_hint();
+                    seen.push(((hint.lower(), hint.upper()), frames(b).await));
+                }
+                Ok::<_, BoxError>(seen)
+            },
+        ));
+        let seen = svc.oneshot(Request::new(body)).await.unwrap();
+        assert_eq!(seen.len(), 3);
+        for (hint, frames) in seen {
+            let mut want = vec![Ok(data.clone())];
+            if with_trailers {
+                assert_eq!(hint, (300, None));
+                want.push(Err(trailers.clone()));
+            } else {
+                assert_eq!(hint, (300, Some(300)));
+            }
+            assert_eq!(frames, want);
+        }
+    }
+    let body = ReplayBody::<Empty<Bytes>>::with_trailers("12345", trailers.clone());
+    assert_eq!(body.size_hint().exact(), None);
+    assert_eq!(body.size_hint().lower(), 5);
+    let mut copy = body.try_clone().unwrap();
+    assert_eq!(
+        copy.frame().await.unwrap().unwrap().into_data().unwrap(),
+        "12345"
+    );
+    // The data sent: the trailers still to come, so still no upper bound.
+    assert_eq!(
+        (copy.size_hint().lower(), copy.size_hint().upper()),
+        (0, None)
+    );
+    assert!(!copy.is_end_stream());
+    assert_eq!(frames(copy).await, vec![Err(trailers.clone())]);
+    // Trailers alone, with no data.
+    let body = ReplayBody::<Empty<Bytes>>::with_trailers(Bytes::new(), trailers.clone());
+    assert_eq!(body.size_hint().exact(), None);
+    assert_eq!(frames(body).await, vec![Err(trailers)]);
+}
+
+/// Reads one HTTP/1.1 request off `io`, raw: the head, then a `Content-Length` body or
+/// a chunked one up to the end of its trailer section.
+async fn read_raw_request(io: &mut tokio::io::DuplexStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let raw = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = raw.find("\r\n\r\n") {
+            let head = raw[..end].to_ascii_lowercase();
+            let body = &raw[end + 4..];
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap());
+            let done = match length {
+                Some(n) => body.len() >= n,
+                None => body
+                    .find("\r\n0\r\n")
+                    .or(body.starts_with("0\r\n").then_some(0))
+                    .is_some_and(|i| body[i..].contains("\r\n\r\n")),
+            };
+            if done {
+                return raw;
+            }
+        }
+        let n = io.read(&mut chunk).await.unwrap();
+        assert_ne!(n, 0, "connection closed mid-request: {raw:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Over HTTP/1.1, a buffered body's trailers reach the wire, in every copy: hyper sends
+/// it chunked, not with a `Content-Length` (which leaves no room for trailers).
+#[tokio::test]
+async fn buffered_trailers_reach_the_wire_over_http1() {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("checksum", HeaderValue::from_static("abc123"));
+    let body = Chunks::new([Bytes::from_static(b"hello "), Bytes::from_static(b"world")])
+        .trailers(trailers);
+    let buffered = BufferRequestBodyLayer::new()
+        .layer(service_fn(|req: Request<ReplayBody<Chunks>>| async move {
+            Ok::<_, BoxError>(req)
+        }))
+        .oneshot(
+            Request::post("http://example.com/upload")
+                .header("trailer", "checksum")
+                .body(body)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(buffered.body().is_replayable());
+    for req in [clone_request(&buffered).unwrap(), buffered] {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(client))
+                .await
+                .unwrap();
+        let conn = tokio::spawn(conn);
+        let response = tokio::spawn(sender.send_request(req));
+        let raw = read_raw_request(&mut server).await;
+        let lower = raw.to_ascii_lowercase();
+        assert!(lower.contains("transfer-encoding: chunked\r\n"), "{raw:?}");
+        assert!(!lower.contains("content-length"), "{raw:?}");
+        assert!(raw.contains("hello world"), "{raw:?}");
+        assert!(
+            raw.ends_with("\r\n0\r\nchecksum: abc123\r\n\r\n"),
+            "{raw:?}"
+        );
+        response.abort();
+        conn.abort();
     }
 }
 

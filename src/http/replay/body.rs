@@ -17,7 +17,10 @@ pin_project! {
     ///
     /// - **buffered**: the whole body as one [`Bytes`] (plus its trailers, if it had
     ///   any). [`ReplayBody::try_clone`] copies it cheaply (a reference count for the
-    ///   data, a copy of the trailers), so every attempt sends exactly the same bytes;
+    ///   data, a copy of the trailers), so every attempt sends exactly the same bytes.
+    ///   Its `size_hint` is exact without trailers; with trailers it has no upper
+    ///   bound, so that an HTTP/1.1 client sends the body chunked, with its trailers
+    ///   (hyper frames a body of exact size with `Content-Length` and drops trailers);
     /// - **streaming**: the original body `B`, possibly preceded by the bytes already
     ///   read from it while finding out it was too large. It is sent once:
     ///   [`ReplayBody::try_clone`] returns `None`.
@@ -60,7 +63,8 @@ impl<B> ReplayBody<B> {
         Self::buffered(data.into(), None)
     }
 
-    /// A buffered body of `data` followed by `trailers`.
+    /// A buffered body of `data` followed by `trailers`. Its `size_hint` has no upper
+    /// bound (see [`ReplayBody`]), so that HTTP/1.1 sends it chunked, trailers included.
     pub fn with_trailers(data: impl Into<Bytes>, trailers: HeaderMap) -> Self {
         Self::buffered(data.into(), Some(trailers))
     }
@@ -182,8 +186,19 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Buffered { data, .. } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            // With trailers to send, no upper bound: an exact hint makes hyper's HTTP/1.1
+            // client frame the body with `Content-Length`, which has no room for
+            // trailers (hyper drops them); without one it sends the body chunked, and
+            // the trailers with it. The lower bound is still the data's length.
+            Kind::Buffered { data, trailers } => {
+                let len = len_of(data);
+                if trailers.is_some() {
+                    let mut hint = SizeHint::new();
+                    hint.set_lower(len);
+                    hint
+                } else {
+                    SizeHint::with_exact(len)
+                }
             }
             Kind::Streaming { prefix, held, body } => {
                 let read = len_of(prefix).saturating_add(len_of(held));

@@ -25,6 +25,11 @@
 //! Every one of them answers `None` for a streaming body: that request is sent once and
 //! never retried, without a panic or an error.
 //!
+//! A buffered body reports its exact length as its `size_hint`, unless it has trailers:
+//! then only a lower bound, so that hyper's HTTP/1.1 client sends it chunked, trailers
+//! included (with an exact hint it would send `Content-Length`, and drop the trailers).
+//! hyper sends only the trailer fields the request's `Trailer` header names.
+//!
 //! Put the layer outside the retry layer, which sees the `ReplayBody`:
 //! `ServiceBuilder::new().layer(BufferRequestBodyLayer::new()).layer(retry)...`.
 //!
