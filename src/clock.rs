@@ -140,21 +140,34 @@ mod tests {
 
     #[cfg(feature = "quanta")]
     #[test]
-    fn quanta_clock_starts_near_zero_and_moves_forward() {
-        let clock = QuantaClock::new();
-        let before = std::time::Instant::now();
-        let first = clock.now();
-        // Spin until the system clock has moved a millisecond on.
-        while before.elapsed() < Duration::from_millis(1) {
-            std::hint::spin_loop();
-        }
-        let second = clock.now();
-        assert!(second > first, "{second:?} after {first:?}");
-        // It counts real time: at least the millisecond the system clock saw, and
-        // not wildly more (a generous bound for a busy machine).
-        let gap = second.saturating_sub(first).as_duration();
-        assert!(gap >= Duration::from_micros(900), "{gap:?}");
-        assert!(gap < Duration::from_secs(5), "{gap:?}");
+    fn quanta_clock_starts_at_zero_and_counts_the_counters_nanoseconds() {
+        let (clock, mock) = QuantaClock::mocked();
+        assert_eq!(clock.now(), Nanos::ZERO);
+        mock.increment(1u64);
+        assert_eq!(clock.now(), Nanos::new(1));
+        mock.increment(Duration::from_micros(1500));
+        assert_eq!(clock.now(), Nanos::new(1_500_001));
+        mock.increment(Duration::from_secs(3));
+        assert_eq!(clock.now(), Nanos::new(3_001_500_001));
+        // Clones read the same counter from the same origin.
+        assert_eq!(clock.clone().now(), Nanos::new(3_001_500_001));
+
+        // The origin is the counter's value when the clock is made, not the counter's
+        // zero: made on a counter already 7 s on, it reads zero, then what follows.
+        let (counter, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(7));
+        let origin = counter.raw();
+        let late = QuantaClock {
+            clock: counter,
+            origin,
+        };
+        assert_eq!(late.now(), Nanos::ZERO);
+        mock.increment(250u64);
+        assert_eq!(late.now(), Nanos::new(250));
+        // A counter behind the origin (a TSC read on another core) reads zero, never
+        // a wrapped-around far future.
+        mock.decrement(Duration::from_secs(1));
+        assert_eq!(late.now(), Nanos::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -409,42 +409,89 @@ async fn chaos_waiting_mode_leaks_nothing() {
     }
 }
 
+/// What a caller of [`overlapping_calls_on_two_threads_admit_exactly_max`] saw.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    /// Its call is inside the inner service (and stays there until the gate opens).
+    Entered,
+    /// Its call was admitted and came back.
+    Passed,
+    /// Its call was refused; `full` if with [`BulkheadFull`].
+    Refused { full: bool },
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_on_two_threads_never_exceeds_max() {
+async fn overlapping_calls_on_two_threads_admit_exactly_max() {
+    const ROUNDS: usize = 300;
+    const CALLERS: u32 = 4;
     let layer = BulkheadLayer::new(2).unwrap();
     let handle = layer.handle();
     let gauge = Arc::new(Gauge::default());
+    // Admitted calls hold their slot inside the inner service until the test adds
+    // permits to the gate, so that every round's calls overlap whatever the threads do.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<Seen>();
     let svc = {
         let gauge = Arc::clone(&gauge);
+        let gate = Arc::clone(&gate);
+        let seen_tx = seen_tx.clone();
         layer.layer(service_fn(move |x: u32| {
             let gauge = Arc::clone(&gauge);
+            let gate = Arc::clone(&gate);
+            let seen_tx = seen_tx.clone();
             async move {
                 let _inside = gauge.enter();
-                tokio::task::yield_now().await;
+                seen_tx.send(Seen::Entered).unwrap();
+                gate.acquire().await.unwrap().forget();
                 Ok::<_, Infallible>(x)
             }
         }))
     };
-    let tasks: Vec<_> = (0..4)
-        .map(|t| {
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                let mut admitted = 0u32;
-                for i in 0..2_000 {
-                    if svc.clone().oneshot(t * 10_000 + i).await.is_ok() {
-                        admitted += 1;
-                    }
-                }
-                admitted
+    let (mut admitted, mut refused) = (0, 0);
+    for round in 0..ROUNDS {
+        let calls: Vec<_> = (0..CALLERS)
+            .map(|t| {
+                let svc = svc.clone();
+                let seen_tx = seen_tx.clone();
+                tokio::spawn(async move {
+                    let seen = match svc.oneshot(t).await {
+                        Ok(_) => Seen::Passed,
+                        Err(e) => Seen::Refused { full: is_full(&e) },
+                    };
+                    seen_tx.send(seen).unwrap();
+                })
             })
-        })
-        .collect();
-    let mut admitted = 0;
-    for t in tasks {
-        admitted += t.await.unwrap();
+            .collect();
+        // With the gate shut, an admitted call cannot come back: the first event of
+        // each caller is `Entered` (admitted) or `Refused` (at once).
+        let (mut entered, mut full) = (0, 0);
+        for _ in 0..CALLERS {
+            match seen.recv().await.unwrap() {
+                Seen::Entered => entered += 1,
+                Seen::Refused { full: true } => full += 1,
+                other => panic!("round {round}: {other:?} while the gate was shut"),
+            }
+        }
+        assert_eq!((entered, full), (2, 2), "round {round}");
+        assert_eq!(gauge.now.load(Ordering::SeqCst), 2, "round {round}");
+        assert_eq!(handle.in_flight(), 2, "round {round}");
+        assert_eq!(handle.available(), 0, "round {round}");
+        gate.add_permits(entered);
+        for _ in 0..entered {
+            assert_eq!(seen.recv().await.unwrap(), Seen::Passed, "round {round}");
+        }
+        for c in calls {
+            c.await.unwrap();
+        }
+        assert_eq!(gauge.now.load(Ordering::SeqCst), 0, "round {round}");
+        assert_eq!(handle.available(), 2, "round {round}");
+        admitted += entered;
+        refused += full;
     }
-    assert!(admitted > 0);
-    assert!(gauge.peak.load(Ordering::SeqCst) <= 2);
+    assert_eq!(admitted, 2 * ROUNDS);
+    assert_eq!(refused, 2 * ROUNDS);
+    assert_eq!(gauge.peak.load(Ordering::SeqCst), 2);
+    assert_eq!(handle.in_flight(), 0);
     assert_eq!(handle.available(), 2);
 }
 

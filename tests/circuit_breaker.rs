@@ -115,26 +115,49 @@ async fn trips_at_exactly_the_threshold_and_not_before_minimum_calls() {
     // Four failures: 100 % but under minimum_calls.
     for _ in 0..4 {
         assert!(send(&mut svc, Req::Fail).await.is_err());
+        assert_eq!(h.state(), State::Closed);
     }
-    assert_eq!(h.state(), State::Closed);
-    assert_eq!(h.metrics().calls, 4);
+    assert_eq!((h.metrics().calls, h.metrics().failures), (4, 4));
+    // The fifth call fills minimum_calls: 5 of 5 trips it.
+    assert!(send(&mut svc, Req::Fail).await.is_err());
+    assert_eq!(h.state(), State::Open);
 
-    // Reset, then a rate that climbs past the threshold: closed at 1 of 5 (20 %) and
-    // 2 of 6 (33 %), open at 3 of 7 (42.9 %). The exact boundary (50 % at a 50 %
-    // threshold) is `threshold_is_inclusive`.
+    // At exactly the threshold: 2 failures of 4 (50 %) is over it but under
+    // minimum_calls, so closed; the fifth call, a success, makes 2 of 5 = 40 %, exactly
+    // the threshold (inclusive), and trips the breaker the moment the window holds
+    // minimum_calls.
     h.reset();
     let mut svc2 = layer.layer(Backend::default());
-    for req in [Req::Ok, Req::Ok, Req::Ok, Req::Fail] {
+    for req in [Req::Fail, Req::Fail, Req::Ok, Req::Ok] {
         send(&mut svc2, req).await.ok();
         assert_eq!(h.state(), State::Closed);
     }
-    // 1 of 4 so far; a success makes it 1 of 5 = 20 %: still closed.
+    assert_eq!((h.metrics().calls, h.metrics().failures), (4, 2));
     send(&mut svc2, Req::Ok).await.unwrap();
-    assert_eq!(h.state(), State::Closed);
-    // 2 of 6 = 33 %: closed. 3 of 7 = 42.9 % >= 40 %: open.
-    send(&mut svc2, Req::Fail).await.ok();
-    assert_eq!(h.state(), State::Closed);
-    send(&mut svc2, Req::Fail).await.ok();
+    assert_eq!(h.state(), State::Open);
+
+    // Just under the threshold from minimum_calls on stays closed: 1 of 5 (20 %, the
+    // closest five calls come to 40 % from below), 2 of 6, 2 of 7, 3 of 8 (37.5 %),
+    // 3 of 9; then 4 of 10, exactly 40 % again, trips it.
+    h.reset();
+    let mut svc3 = layer.layer(Backend::default());
+    let under = [
+        Req::Ok,
+        Req::Ok,
+        Req::Ok,
+        Req::Ok,
+        Req::Fail,
+        Req::Fail,
+        Req::Ok,
+        Req::Fail,
+        Req::Ok,
+    ];
+    for req in under {
+        send(&mut svc3, req).await.ok();
+        assert_eq!(h.state(), State::Closed);
+    }
+    assert_eq!((h.metrics().calls, h.metrics().failures), (9, 3));
+    send(&mut svc3, Req::Fail).await.ok();
     assert_eq!(h.state(), State::Open);
 }
 

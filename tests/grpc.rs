@@ -2,13 +2,15 @@
 //! API.
 #![cfg(feature = "grpc")]
 
+use buttress::bulkhead::error::BulkheadFull;
 use buttress::circuit_breaker::error::CircuitOpen;
 use buttress::classify::{Classify, Outcome};
-use buttress::error::BoxError;
+use buttress::error::{BoxError, RejectionKind, rejection};
 use buttress::grpc::{
     GrpcClassifier, Pushback, grpc_timeout, into_status, response_code, set_grpc_timeout,
 };
 use buttress::rate_limit::error::RateLimited;
+use buttress::retry::error::BudgetExhausted;
 use buttress::timeout::error::Elapsed;
 use std::time::Duration;
 use tonic::{Code, Request, Response, Status};
@@ -114,22 +116,67 @@ async fn pushback_set_by_a_server_reaches_the_client_status() {
 
 #[test]
 fn every_rejection_survives_the_trip_over_http() {
-    let cases: [(BoxError, Code, Option<Pushback>); 3] = [
+    let cases: [(BoxError, Code, &str, Option<Pushback>); 6] = [
         (
             Box::new(CircuitOpen::new(Some(Duration::from_secs(2)))),
             Code::Unavailable,
+            "circuit open",
             Some(Pushback::RetryAfter(Duration::from_secs(2))),
         ),
-        (Box::new(Elapsed::new()), Code::DeadlineExceeded, None),
-        ("secret: db at 10.0.0.7".into(), Code::Internal, None),
+        (
+            // Sent in whole milliseconds, rounded up.
+            Box::new(RateLimited::new(Duration::from_micros(1500))),
+            Code::ResourceExhausted,
+            "rate limited",
+            Some(Pushback::RetryAfter(Duration::from_millis(2))),
+        ),
+        (
+            Box::new(BulkheadFull::new()),
+            Code::ResourceExhausted,
+            "bulkhead full",
+            None,
+        ),
+        (
+            Box::new(Elapsed::new()),
+            Code::DeadlineExceeded,
+            "request timed out",
+            None,
+        ),
+        (
+            Box::new(BudgetExhausted::new()),
+            Code::Unavailable,
+            "retry budget exhausted",
+            None,
+        ),
+        (
+            "secret: db at 10.0.0.7".into(),
+            Code::Internal,
+            "internal error",
+            None,
+        ),
     ];
-    for (err, code, pushback) in cases {
+    // Every kind of rejection is among the cases.
+    let kinds: Vec<_> = cases
+        .iter()
+        .filter_map(|(err, ..)| rejection(&**err).map(|r| r.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            RejectionKind::CircuitOpen,
+            RejectionKind::RateLimited,
+            RejectionKind::BulkheadFull,
+            RejectionKind::Elapsed,
+            RejectionKind::BudgetExhausted,
+        ]
+    );
+    for (err, code, message, pushback) in cases {
         let sent = into_status(err);
         let res = sent.into_http::<()>();
         let got = Status::from_header_map(res.headers()).expect("a grpc-status header");
-        assert_eq!(got.code(), code);
-        assert_eq!(Pushback::from_status(&got), pushback);
-        assert!(!got.message().contains("10.0.0.7"));
+        assert_eq!(got.code(), code, "{message}");
+        assert_eq!(got.message(), message);
+        assert_eq!(Pushback::from_status(&got), pushback, "{message}");
     }
 }
 

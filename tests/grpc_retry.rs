@@ -8,7 +8,7 @@ use buttress::grpc::{
     into_status, response_code,
 };
 use buttress::rate_limit::error::RateLimited;
-use buttress::retry::RetryLayer;
+use buttress::retry::{Backoff, Jitter, RetryLayer};
 use buttress::timeout::error::Elapsed;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -264,20 +264,27 @@ async fn negative_or_missing_pushback_stops_where_it_must() {
         assert_eq!(start.elapsed(), Duration::ZERO, "{answer:?}");
     }
 
-    // UNAVAILABLE without pushback is retried after the backoff.
+    // UNAVAILABLE without pushback is retried after the backoff (40 ms, without
+    // jitter, so that the retry's time is exact).
     let server = Server::new(vec![Answer::Fail(Code::Unavailable, None), Answer::Echo]);
     let retry = RetryLayer::builder()
         .policy(GrpcRetryPolicy::new())
         .clone_request(copy_call)
+        .backoff(Backoff::constant(Duration::from_millis(40)).with_jitter(Jitter::None))
         .build()
         .expect("valid config");
+    let start = Instant::now();
     ServiceBuilder::new()
         .layer(retry)
         .service(stub(&server))
         .oneshot(hello())
         .await
         .expect("the retry succeeds");
-    assert_eq!(server.calls(), 2);
+    assert_eq!(
+        server.arrived_at(start),
+        [Duration::ZERO, Duration::from_millis(40)]
+    );
+    assert_eq!(start.elapsed(), Duration::from_millis(40));
 }
 
 /// A unary gRPC request framed by hand (flag byte, big-endian length, protobuf bytes),

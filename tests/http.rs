@@ -223,11 +223,43 @@ async fn handle_error_answers_inside_axum() {
     assert_eq!(body_of(res).await, r#"{"error":"internal"}"#);
 }
 
+/// `ErrorResponse` comes from an error either way it is held (an owned `BoxError`, a
+/// borrowed `&dyn Error`), and either gives what `from_error` gives; it goes into a
+/// plain `http::Response` through `From` exactly as through `into_http`.
 #[tokio::test]
-async fn the_plain_response_converts_both_ways() {
-    let err: BoxError = Box::new(BulkheadFull::new());
-    let res: Response<http_body_util::Full<Bytes>> = ErrorResponse::from(err).into();
-    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+async fn error_response_converts_from_owned_and_borrowed_errors_and_into_a_plain_response() {
+    type Plain = Response<http_body_util::Full<Bytes>>;
+    let rate_limited = || RateLimited::new(Duration::from_millis(1500));
+    let owned: BoxError = Box::new(rate_limited());
+    let borrowed = rate_limited();
+    let borrowed: &(dyn std::error::Error + 'static) = &borrowed;
+    let from_owned = ErrorResponse::from(owned);
+    let from_borrowed = ErrorResponse::from(borrowed);
+    assert_eq!(from_owned, ErrorResponse::from_error(&rate_limited()));
+    assert_eq!(from_borrowed, from_owned);
+    assert_eq!(from_owned.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(from_owned.retry_after(), Some(Duration::from_millis(1500)));
+
+    let via_from: Plain = from_owned.into();
+    let via_into_http = from_borrowed.into_http();
+    assert_eq!(via_from.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(via_from.status(), via_into_http.status());
+    assert_eq!(via_from.headers(), via_into_http.headers());
+    assert_eq!(retry_after(&via_from), Some("2"));
+    let (a, b) = (body_of(via_from).await, body_of(via_into_http).await);
+    assert_eq!(a, r#"{"error":"rate_limited","retry_after":2}"#);
+    assert_eq!(a, b);
+
+    // And a rejection without a `retry_after`, owned and borrowed.
+    let full: Plain = ErrorResponse::from(Box::new(BulkheadFull::new()) as BoxError).into();
+    assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after(&full), None);
+    let bulkhead_full = BulkheadFull::new();
+    let borrowed: &(dyn std::error::Error + 'static) = &bulkhead_full;
+    assert_eq!(
+        body_of(Plain::from(ErrorResponse::from(borrowed))).await,
+        body_of(full).await
+    );
 }
 
 /// A `retry_after` past what a peer can take (a breaker that never half-opens has one of

@@ -7,7 +7,7 @@ use buttress::circuit_breaker::CircuitBreakerLayer;
 use buttress::error::{BoxError, RejectionKind, rejection};
 use buttress::fallback::FallbackLayer;
 use buttress::rate_limit::RateLimitLayer;
-use buttress::retry::{Backoff, RetryLayer};
+use buttress::retry::{Backoff, Jitter, RetryLayer};
 use buttress::timeout::TimeoutLayer;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,9 +109,10 @@ async fn a_breaker_rejection_is_retried_only_after_its_retry_after() {
         .permitted_calls_in_half_open(1)
         .build()
         .unwrap();
+    let handle = breaker.handle();
     let retry = RetryLayer::builder()
         .max_attempts(3)
-        .backoff(Backoff::constant(Duration::from_millis(1)))
+        .backoff(Backoff::constant(Duration::from_millis(1)).with_jitter(Jitter::None))
         .no_budget()
         .max_wait(Duration::from_secs(60))
         .build()
@@ -137,13 +138,15 @@ async fn a_breaker_rejection_is_retried_only_after_its_retry_after() {
     let out = svc.ready().await.unwrap().call(7).await.unwrap();
     assert_eq!(out, 7);
     let times = calls.times();
-    // Attempt 1 failed and opened the breaker; attempt 2 (1 ms later) was rejected by
-    // the breaker without reaching the service; attempt 3 waited out the breaker's
-    // `retry_after` and went through as the half-open probe.
-    assert_eq!(times.len(), 2, "{times:?}");
-    assert_eq!(times[0], Duration::ZERO);
-    assert!(times[1] >= Duration::from_secs(5), "{times:?}");
-    assert!(start.elapsed() < Duration::from_secs(6));
+    // Attempt 1 failed at 0 and opened the breaker until 5 s; attempt 2 (1 ms later)
+    // was rejected by the breaker without reaching the service, with a `retry_after`
+    // of 4.999 s; attempt 3 waited exactly that out and went through at 5 s as the
+    // half-open probe, whose success closed the breaker.
+    assert_eq!(times, [Duration::ZERO, Duration::from_secs(5)]);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    let m = handle.metrics();
+    assert_eq!(m.not_permitted, 1, "the breaker refused attempt 2 only");
+    assert_eq!(m.state.as_str(), "closed");
 }
 
 #[tokio::test(start_paused = true)]

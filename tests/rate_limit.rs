@@ -113,12 +113,17 @@ async fn waiting_mode_sleeps_exactly_the_reserved_time() {
             (2, Duration::from_millis(200)),
         ]
     );
-    // The refused call reserved nothing: the next slot is at 300 ms, not 400.
+    // The refused call reserved nothing: the next slot is at 300 ms, not 400, so a
+    // call made at 300 ms passes at once, without waiting at all.
     tokio::time::advance(Duration::from_millis(100)).await;
     let t = Instant::now();
+    assert_eq!(t - start, Duration::from_millis(300));
     svc.clone().oneshot(4).await.unwrap();
-    assert_eq!(Instant::now() - start, Duration::from_millis(300));
-    assert!(Instant::now() - t <= Duration::from_millis(250));
+    assert_eq!(Instant::now(), t, "passed without waiting");
+    assert_eq!(
+        called_at.lock().unwrap().last(),
+        Some(&(4, Duration::from_millis(300)))
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -375,12 +375,27 @@ mod tests {
             d("Sun, 06 Nov 1994 08:49:37 GMT"),
             Decision::RetryAfter(Duration::ZERO)
         );
-        let later = SystemTime::now() + Duration::from_secs(100);
-        match d(&httpdate::fmt_http_date(later)) {
+        // A date in the future: the wait runs from the wall clock, which
+        // `decide_response` reads itself (there is no `now` to pass), so the test
+        // brackets that read between two of its own. The date is whole seconds (all an
+        // HTTP date holds), so its text is exactly `later`, and the wait is exactly
+        // `later - t` for the `t` read inside: at most `later - before`, at least
+        // `later - after`.
+        let before = SystemTime::now();
+        let whole = before
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let later = SystemTime::UNIX_EPOCH + Duration::from_secs(whole + 100);
+        let decision = d(&httpdate::fmt_http_date(later));
+        let after = SystemTime::now();
+        let longest = later.duration_since(before).expect("later is after before");
+        let shortest = later.duration_since(after).unwrap_or(Duration::ZERO);
+        match decision {
             Decision::RetryAfter(w) => {
                 assert!(
-                    w <= Duration::from_secs(100) && w > Duration::from_secs(90),
-                    "{w:?}"
+                    shortest <= w && w <= longest,
+                    "{shortest:?} <= {w:?} <= {longest:?}"
                 )
             }
             other => panic!("{other:?}"),

@@ -351,11 +351,36 @@ mod tests {
         assert_eq!(c.now(), Nanos::MAX);
     }
 
+    /// `now()` is the time since the clock was made, bracketed by the test's own reads
+    /// of the system clock: `origin` falls between `t0` and `t1`, so a read made
+    /// before `t2` is at most `t2 - t0`, and a read made after `t3` at least `t3 - t1`
+    /// (no bound on how fast the machine is). A clock with another origin (the
+    /// process's start, say) breaks the first bound, one that stands still or goes
+    /// backwards the others.
     #[test]
-    fn monotonic_clock_does_not_go_backwards() {
+    fn monotonic_clock_counts_from_its_making_and_never_goes_backwards() {
+        let t0 = Instant::now();
         let c = MonotonicClock::new();
-        let a = c.now();
-        let b = c.now();
-        assert!(b >= a);
+        let t1 = Instant::now();
+        let first = c.now();
+        let t2 = Instant::now();
+        assert!(first <= Nanos::from_duration(t2 - t0), "{first:?}");
+        let copy = c;
+        let mut last = first;
+        for _ in 0..1_000 {
+            let now = copy.now();
+            assert!(now >= last, "{now:?} after {last:?}");
+            last = now;
+        }
+        // Make sure the system clock has moved past `t1`, then read after it.
+        let mut t3 = Instant::now();
+        while t3 <= t1 {
+            std::hint::spin_loop();
+            t3 = Instant::now();
+        }
+        let later = c.now();
+        // Strictly positive: `t3 > t1`.
+        assert!(later >= Nanos::from_duration(t3 - t1), "{later:?}");
+        assert!(later >= last, "{later:?} after {last:?}");
     }
 }

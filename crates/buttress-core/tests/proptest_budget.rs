@@ -4,6 +4,7 @@
 use buttress_core::Nanos;
 use buttress_core::budget::{LANES, RetryBudget, refreshes_at};
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -11,8 +12,10 @@ enum Op {
     Advance(u64),
     /// A deposit in a lane.
     Deposit(usize),
-    /// A deposit at the cached epoch (no clock read unless it refreshes it), in a lane.
-    DepositCached(usize),
+    /// Deposits at the cached epoch (no clock read unless one refreshes it), in a lane:
+    /// this many in a row, at one time. One, mostly; sometimes a burst long enough to
+    /// take a slot's count through the refresh counts of a busy lane (64, 128, 192).
+    DepositCached(usize, u32),
     Withdraw,
     RefundLast,
 }
@@ -22,7 +25,8 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         prop_oneof![
             2 => (0u64..2_500).prop_map(Op::Advance),
             2 => lane().prop_map(Op::Deposit),
-            6 => lane().prop_map(Op::DepositCached),
+            6 => lane().prop_map(|lane| Op::DepositCached(lane, 1)),
+            1 => (lane(), 60u32..=200).prop_map(|(lane, n)| Op::DepositCached(lane, n)),
             4 => Just(Op::Withdraw),
             1 => Just(Op::RefundLast),
         ],
@@ -42,8 +46,9 @@ struct Model {
     slots: u64,
     ratio_ppm: u128,
     reserve: u128,
-    /// (lane, epoch credited) of every deposit.
-    deposits: Vec<(usize, u64)>,
+    /// How many deposits were credited to each (lane, epoch): the list of every
+    /// deposit's (lane, epoch), counted (bursts make it too long to scan per deposit).
+    deposits: BTreeMap<(usize, u64), usize>,
     withdrawals: Vec<u64>,
     /// The latest epoch of any time the budget was given.
     cached: u64,
@@ -54,12 +59,15 @@ impl Model {
         let e = now_ms / self.slot_ms;
         at <= e && e - at < self.slots
     }
-    fn allowance(&self, now_ms: u64) -> u64 {
-        let d = self
-            .deposits
+    fn deposited(&self, now_ms: u64) -> usize {
+        self.deposits
             .iter()
-            .filter(|&&(_, at)| self.in_window(at, now_ms))
-            .count() as u128;
+            .filter(|&(&(_, at), _)| self.in_window(at, now_ms))
+            .map(|(_, &n)| n)
+            .sum()
+    }
+    fn allowance(&self, now_ms: u64) -> u64 {
+        let d = self.deposited(now_ms) as u128;
         ((self.reserve * 1_000_000 + self.ratio_ppm * d) / 1_000_000) as u64
     }
     /// A deposit at epoch `e` in `lane`: counted in the latest epoch its slot of that
@@ -67,7 +75,7 @@ impl Model {
     /// epoch). Returns the epoch credited and how many deposits that slot now holds.
     fn credit(&mut self, lane: usize, e: u64) -> (u64, usize) {
         let (at, held) = self.peek(lane, e);
-        self.deposits.push((lane % LANES, at));
+        *self.deposits.entry((lane % LANES, at)).or_default() += 1;
         (at, held)
     }
     /// What [`credit`](Self::credit) would return, without depositing.
@@ -75,13 +83,13 @@ impl Model {
         let lane = lane % LANES;
         let at = self
             .deposits
-            .iter()
+            .keys()
             .copied()
             .filter(|&(l, a)| l == lane && a % self.slots == e % self.slots && a > e)
             .map(|(_, a)| a)
             .max()
             .unwrap_or(e);
-        let held = self.deposits.iter().filter(|&&d| d == (lane, at)).count();
+        let held = self.deposits.get(&(lane, at)).copied().unwrap_or(0);
         (at, held + 1)
     }
     fn used(&self, now_ms: u64) -> u64 {
@@ -116,7 +124,7 @@ proptest! {
             slots: u64::from(slots),
             ratio_ppm: u128::from(ratio_pct) * 10_000,
             reserve: u128::from(floor) * ttl.as_millis() / 1000,
-            deposits: vec![],
+            deposits: BTreeMap::new(),
             withdrawals: vec![],
             cached: 0,
         };
@@ -133,24 +141,31 @@ proptest! {
                     model.cached = model.cached.max(epoch);
                     model.credit(lane, epoch);
                 }
-                Op::DepositCached(lane) => {
-                    let mut read = false;
-                    budget.deposit_cached_in(lane, || {
-                        read = true;
-                        now
-                    });
-                    // At a refresh count of the cached epoch's slot, the clock is read
-                    // first and the deposit goes to the epoch read.
-                    let (_, count) = model.peek(lane, model.cached);
-                    let refresh = refreshes_at(u32::try_from(count).unwrap_or(u32::MAX));
-                    prop_assert_eq!(read, refresh, "the clock is read at the refresh counts only");
-                    if refresh {
-                        model.cached = model.cached.max(epoch);
+                Op::DepositCached(lane, n) => {
+                    for _ in 0..n {
+                        let mut read = false;
+                        budget.deposit_cached_in(lane, || {
+                            read = true;
+                            now
+                        });
+                        // At a refresh count of the cached epoch's slot, the clock is
+                        // read first and the deposit goes to the epoch read.
+                        let (_, count) = model.peek(lane, model.cached);
+                        let refresh = refreshes_at(u32::try_from(count).unwrap_or(u32::MAX));
+                        prop_assert_eq!(
+                            read,
+                            refresh,
+                            "the clock is read at the refresh counts only (count {})",
+                            count
+                        );
+                        if refresh {
+                            model.cached = model.cached.max(epoch);
+                        }
+                        let cached = model.cached;
+                        let (at, _) = model.credit(lane, cached);
+                        // Never credited to an epoch later than the request's own.
+                        prop_assert!(at <= epoch);
                     }
-                    let cached = model.cached;
-                    let (at, _) = model.credit(lane, cached);
-                    // Never credited to an epoch later than the request's own.
-                    prop_assert!(at <= epoch);
                 }
                 Op::Withdraw => {
                     model.cached = model.cached.max(epoch);
@@ -174,7 +189,7 @@ proptest! {
                 }
             }
             let now = Nanos::from_millis(now_ms);
-            prop_assert_eq!(budget.deposited(now) as usize, model.deposits.iter().filter(|&&(_, at)| model.in_window(at, now_ms)).count());
+            prop_assert_eq!(budget.deposited(now) as usize, model.deposited(now_ms));
             prop_assert_eq!(
                 budget.available(now),
                 model.allowance(now_ms).saturating_sub(model.used(now_ms))
