@@ -31,6 +31,7 @@
 //! | `metrics` | every layer records calls, rejections, states and waits through the `metrics` facade, with handles registered once per instance (see [`observe`]) |
 //! | `tracing` | events for breaker transitions (`INFO`), rejections and retries (`DEBUG`), retry-budget exhaustion (`WARN`), with the instance's name (see [`observe`]) |
 //! | `health` | the `health` module: a registry of components answering liveness and readiness probes in JSON (served over HTTP with `http` too) |
+//! | `serde` | the `config` module: every layer's settings as serde structs (durations written `"250ms"`, `"10s"`), to keep them in a configuration file and build the layers, or a whole pipeline, from it |
 //! | `quanta` | [`clock::QuantaClock`]: a time-stamp-counter clock, under 10 ns a read, for rate limiters on a hot path and open breakers (`CircuitBreakerBuilder::quanta_clock`) (it does not follow tokio's paused time) |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -39,6 +40,9 @@ pub mod circuit_breaker;
 pub mod classify;
 pub mod clock;
 mod cold;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 pub mod error;
 pub mod fallback;
 #[cfg(feature = "grpc")]
@@ -68,7 +72,8 @@ pub use pipeline::Resilience;
     feature = "http",
     feature = "grpc",
     feature = "health",
-    feature = "metrics"
+    feature = "metrics",
+    feature = "serde"
 ))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
