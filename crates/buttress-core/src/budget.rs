@@ -378,6 +378,32 @@ impl RetryBudget {
         let e32 = e as u32;
         let slot = self.deposit_slot(lane, e);
         let cur = slot.load(RELAXED);
+        let count = u64::from(count_of(cur));
+        // The common case: the slot counts this epoch, holds at least `REFRESH_EVERY`
+        // (below that, powers of two are refresh counts too: see `refreshes_at`), and
+        // this deposit does not bring it to a multiple of it: one add (see
+        // `deposit_into` for a restart racing it). One compare checks the range.
+        let busy = count.wrapping_sub(u64::from(REFRESH_EVERY))
+            < FAST_ADD_LIMIT - u64::from(REFRESH_EVERY);
+        if epoch_of(cur) == e32 && busy && (count + 1) % u64::from(REFRESH_EVERY) != 0 {
+            slot.fetch_add(1, RELAXED);
+            return;
+        }
+        self.deposit_cached_slow(lane, slot, e32, cur, now);
+    }
+
+    /// A cached deposit off the common path: at a refresh count, or into a slot that
+    /// holds another epoch.
+    #[cold]
+    #[inline(never)]
+    fn deposit_cached_slow(
+        &self,
+        lane: usize,
+        slot: &AtomicU64,
+        e32: u32,
+        cur: u64,
+        now: impl FnOnce() -> Nanos,
+    ) {
         // The count this deposit would bring its slot to (the slot's own if it holds
         // this epoch or a later one, else a restart): at a refresh count, the clock is
         // read *before* depositing, so that the deposit that finds the cached epoch
@@ -389,18 +415,10 @@ impl RetryBudget {
             1
         };
         if refreshes_at(next) {
-            self.refresh_and_deposit(lane, now);
+            self.deposit_in(lane, now());
         } else {
             self.deposit_into(slot, e32, cur);
         }
-    }
-
-    /// A cached deposit at a refresh count: reads the clock, moves the cached epoch on
-    /// and deposits at the epoch read.
-    #[cold]
-    #[inline(never)]
-    fn refresh_and_deposit(&self, lane: usize, now: impl FnOnce() -> Nanos) {
-        self.deposit_in(lane, now());
     }
 
     /// Moves the cached epoch forward to `e` if it is behind. A load first, so that a
