@@ -12,6 +12,8 @@ use buttress_core::breaker::Outcome;
 use buttress_core::breaker::State;
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 use buttress_core::breaker::Transition;
+#[cfg(feature = "metrics")]
+use buttress_core::breaker::generation_is_after;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,7 +219,8 @@ struct BreakerHandles {
     #[cfg(feature = "metrics")]
     duration: Option<Histogram>,
     /// The generation of the state the gauge shows (`None`: the closed state set at
-    /// registration, of no known generation). See [`BreakerHandles::show_state`].
+    /// registration, of no known generation). A lock, taken only on transitions and
+    /// at registration, never on a call: see [`BreakerHandles::show_state`].
     #[cfg(feature = "metrics")]
     shown: Mutex<Option<u32>>,
 }
@@ -293,18 +296,6 @@ impl Register for BreakerHandles {
     }
 }
 
-/// Generations wrap at 2^24 (as the core breaker's state word keeps them).
-#[cfg(feature = "metrics")]
-const GEN_MASK: u32 = (1 << 24) - 1;
-
-/// Whether `generation` comes after `than` (24-bit wrapping, as generations are: up to
-/// half the range ahead).
-#[cfg(feature = "metrics")]
-fn newer(generation: u32, than: u32) -> bool {
-    let ahead = generation.wrapping_sub(than) & GEN_MASK;
-    ahead != 0 && ahead <= GEN_MASK / 2
-}
-
 #[cfg(feature = "metrics")]
 impl BreakerHandles {
     /// Shows `to`, the state of `generation`, unless the gauge shows a newer
@@ -315,13 +306,13 @@ impl BreakerHandles {
     /// either (transitions are rare: the lock is not on the call path).
     fn show_state(&self, to: State, generation: u32) {
         let mut shown = self.shown.lock().unwrap_or_else(PoisonError::into_inner);
-        if shown.is_some_and(|g| !newer(generation & GEN_MASK, g)) {
+        if shown.is_some_and(|g| !generation_is_after(generation, g)) {
             return;
         }
         for (gauge, s) in self.state.iter().zip(STATES) {
             gauge.set(if s == to { 1.0 } else { 0.0 });
         }
-        *shown = Some(generation & GEN_MASK);
+        *shown = Some(generation);
     }
 }
 

@@ -75,12 +75,10 @@ pin_project! {
     struct Retrying<S> {
         #[pin]
         sleep: Sleep,
-        // Waiting on `sleep` (else readying `service`).
+        // Waiting on `sleep` (else readying `service`; with a deadline, `sleep` then
+        // ends at the last instant a retry may start, so that a service that stays
+        // unready cannot hold the call past the deadline).
         waiting: bool,
-        // Readying `service` with a deadline: `sleep` then ends at the last instant a
-        // retry may start, so that a service that stays unready cannot hold the call
-        // past the deadline.
-        guarding: bool,
         // Attempts made: 1 until the first retry is sent.
         made: u32,
         // Seeds the jitter of the next retry; each retry draws from
@@ -188,7 +186,6 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 let end = crate::clock::instant_after(tokio::time::Instant::now(), wait.delay);
                 r.sleep.reset(end);
                 *r.waiting = true;
-                *r.guarding = false;
                 *r.pending = wait.withdrawal;
                 *r.seed = wait.seed;
                 *r.prev_delay = wait.prev_delay;
@@ -197,7 +194,6 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 *self.retrying = Some(Box::pin(Retrying {
                     sleep: tokio::time::sleep(wait.delay),
                     waiting: true,
-                    guarding: false,
                     made: 1,
                     seed: wait.seed,
                     prev_delay: wait.prev_delay,
@@ -334,11 +330,11 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
             self.observe(|obs| obs.budget_exhausted(made));
             return result.map_err(|e| Box::new(BudgetExhausted::after(made, e)) as BoxError);
         }
-        if made > 1 {
+        // `finish` counts and wraps an error; a response is counted here.
+        if made > 1 && result.is_ok() {
             self.observe(|obs| obs.retries_exhausted(made));
-            return result.map_err(|e| Box::new(RetriesExhausted::new(made, e)) as BoxError);
         }
-        result
+        self.finish(result)
     }
 }
 
@@ -442,7 +438,6 @@ where
                         if let Some(last) = last_start {
                             let at = shared.config.clock.instant_at(last);
                             r.sleep.as_mut().reset(at);
-                            *r.guarding = true;
                         }
                     }
                     let service = match r.service {
@@ -452,7 +447,8 @@ where
                     let ready = match service.poll_ready(cx) {
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
-                            if *r.guarding && r.sleep.as_mut().poll(cx).is_ready() {
+                            // Past the wait, the timer guards the deadline if any.
+                            if last_start.is_some() && r.sleep.as_mut().poll(cx).is_ready() {
                                 r.refund();
                                 return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
                             }

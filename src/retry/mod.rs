@@ -23,9 +23,10 @@
 //! [`DefaultPolicy`] retries every error except buttress rejections that are final: a
 //! rejection with a `retry_after` (circuit open, rate limited) is retried after it, one
 //! without (bulkhead full, budget exhausted) is not; [`Elapsed`] from an inner
-//! per-attempt timeout is retried like any error. Requests are copied for the next
-//! attempt by a [`CloneRequest`] (default: `Clone`); a request that cannot be copied is
-//! sent once and never retried.
+//! per-attempt timeout is retried like any error. Requests are copied for each attempt
+//! after the first by a [`CloneRequest`] (default: `Clone`), the last attempt's copy
+//! being what the policy judges that attempt's result with; a request that cannot be
+//! copied is sent once and never retried.
 //!
 //! An error that was not retried at all comes back unchanged; after more than one
 //! attempt it comes back as [`RetriesExhausted`](error::RetriesExhausted) with the

@@ -594,8 +594,7 @@ impl RetryBudget {
     pub fn renew(&self, w: Withdrawal, now: Nanos) -> Option<Withdrawal> {
         // A withdrawal counts for the `slots` epochs from its own (see `try_withdraw`);
         // one that has aged out has already left `outstanding`: nothing to give back.
-        let age = (self.epoch(now) as u32).wrapping_sub(w.epoch) as i32;
-        if i64::from(age) < self.slots() as i64 {
+        if age(self.epoch(now) as u32, pack(w.epoch, 0)) < self.slots() as i32 {
             Some(w)
         } else {
             self.try_withdraw(now)

@@ -69,7 +69,7 @@ mod state;
 mod window;
 
 pub use config::{BreakerConfig, BreakerConfigBuilder, WindowKind};
-pub use state::State;
+pub use state::{State, generation_is_after};
 
 use crate::Nanos;
 use crate::sync::Padded;

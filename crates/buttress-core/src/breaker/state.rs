@@ -96,6 +96,14 @@ const GEN_SHIFT: u32 = 40;
 /// Generations wrap at 2^24.
 pub(crate) const GEN_MASK: u32 = (1 << 24) - 1;
 
+/// Whether generation `generation` comes after `than`, as generations wrap (24 bits):
+/// up to half the range ahead counts as after. For whoever orders what arrives late
+/// against what it already holds (a window's stamps, a listener's transitions).
+pub fn generation_is_after(generation: u32, than: u32) -> bool {
+    let ahead = generation.wrapping_sub(than) & GEN_MASK;
+    ahead != 0 && ahead <= GEN_MASK / 2
+}
+
 impl Word {
     /// Closed, generation 0.
     pub(crate) const INITIAL: Word = Word(0);

@@ -25,7 +25,7 @@
 //! and is not turned away half-way (which would leave a call counted without its
 //! outcome).
 
-use super::state::GEN_MASK;
+use super::state::{GEN_MASK, generation_is_after};
 use crate::Nanos;
 use crate::fastmod::FastMod;
 use crate::sync::{
@@ -80,8 +80,7 @@ fn stamped(word: u64, generation: u32) -> bool {
 /// the window of a newer generation.
 #[inline]
 fn older(word: u64, generation: u32) -> bool {
-    let ahead = generation.wrapping_sub((word >> STAMP_SHIFT) as u32) & GEN_MASK;
-    ahead != 0 && ahead <= GEN_MASK / 2
+    generation_is_after(generation, (word >> STAMP_SHIFT) as u32)
 }
 
 /// Re-stamps `word` with `generation` (emptying it) unless its stamp is not older,
