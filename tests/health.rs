@@ -429,8 +429,20 @@ async fn a_bulkhead_handle_is_a_health_source() {
     assert_eq!(registry.readiness().report().status, OverallStatus::Up);
 }
 
-/// A real rate limiter's handle: degraded while calls were rejected since the previous
-/// probe, healthy at the next probe without rejections; direct and keyed alike.
+/// The status a probe of `registry` reports for the component `name`.
+fn status_of(registry: &HealthRegistry, name: &str) -> Option<HealthStatus> {
+    registry
+        .readiness()
+        .report()
+        .components
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.status)
+}
+
+/// A real rate limiter's handle: degraded from the probe that finds new rejections
+/// until its window has passed without any, whichever probe reads it; direct and keyed
+/// alike.
 #[tokio::test(start_paused = true)]
 async fn a_rate_limiter_handle_is_a_health_source() {
     use buttress::rate_limit::RateLimitLayer;
@@ -446,7 +458,10 @@ async fn a_rate_limiter_handle_is_a_health_source() {
         .expect("valid");
     let registry = HealthRegistry::new();
     let direct_handle = direct.handle().named("api-limit");
-    let keyed_handle = keyed.handle().named("per-client");
+    let keyed_handle = keyed
+        .handle()
+        .named("per-client")
+        .degraded_for(Duration::from_secs(30));
     registry.register(direct_handle.clone()).expect("unique");
     registry.register(keyed_handle.clone()).expect("unique");
     assert_eq!(registry.readiness().report().status, OverallStatus::Up);
@@ -478,26 +493,53 @@ async fn a_rate_limiter_handle_is_a_health_source() {
     assert!(text.contains("rate_limiter"), "{text}");
     assert!(text.contains("\"rejected\":1"), "{text}");
 
-    // The next probe saw no new rejection: healthy again.
+    // The liveness probe right after, and the readiness probe again, find no new
+    // rejection but are within the window: both still report it.
+    assert_eq!(registry.liveness().report().status, OverallStatus::Degraded);
+    assert_eq!(
+        registry.readiness().report().status,
+        OverallStatus::Degraded
+    );
+
+    // The direct handle's window (10 s by default) runs from the probe that found the
+    // rejection; the keyed one's (30 s) outlasts it.
+    tokio::time::advance(Duration::from_secs(10) - Duration::from_nanos(1)).await;
+    assert_eq!(
+        status_of(&registry, "api-limit"),
+        Some(HealthStatus::Degraded)
+    );
+    tokio::time::advance(Duration::from_nanos(1)).await;
+    assert_eq!(
+        status_of(&registry, "api-limit"),
+        Some(HealthStatus::Healthy)
+    );
+    assert_eq!(
+        status_of(&registry, "per-client"),
+        Some(HealthStatus::Degraded)
+    );
+    tokio::time::advance(Duration::from_secs(20)).await;
     assert_eq!(registry.readiness().report().status, OverallStatus::Up);
 
-    // One more rejection on the direct limiter only: only it is degraded.
-    assert!(d.ready().await.unwrap().call(3).await.is_err());
+    // A new rejection on the direct limiter only: only it is degraded.
+    assert!(d.ready().await.unwrap().call(3).await.is_ok());
+    assert!(d.ready().await.unwrap().call(4).await.is_err());
     let ready = registry.readiness();
     assert_eq!(ready.report().status, OverallStatus::Degraded);
     let text = json_of(&ready).to_string();
     assert!(text.contains("\"rejected\":2"), "{text}");
-    // Each clone keeps its own previous reading: these two were never read, so they
-    // report every rejection since they were made, once.
-    assert_eq!(direct_handle.status(), HealthStatus::Degraded);
-    assert_eq!(direct_handle.status(), HealthStatus::Healthy, "read once");
-    assert_eq!(keyed_handle.status(), HealthStatus::Degraded);
-    assert_eq!(keyed_handle.status(), HealthStatus::Healthy);
+    assert_eq!(
+        status_of(&registry, "per-client"),
+        Some(HealthStatus::Healthy)
+    );
 
-    // Time passes, calls pass: healthy.
-    tokio::time::advance(Duration::from_secs(1)).await;
-    assert!(d.ready().await.unwrap().call(4).await.is_ok());
+    // A handle made now does not count the rejections made before it.
+    assert_eq!(direct.handle().status(), HealthStatus::Healthy);
+
+    // Rejections stop; once the window has passed, healthy on either probe.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(d.ready().await.unwrap().call(5).await.is_ok());
     assert_eq!(registry.readiness().report().status, OverallStatus::Up);
+    assert_eq!(registry.liveness().report().status, OverallStatus::Up);
     assert_eq!(direct_handle.rejected(), 2);
 }
 

@@ -57,7 +57,7 @@
 //! |---|---|---|---|
 //! | [`CircuitBreakerHandle`](crate::circuit_breaker::CircuitBreakerHandle) | closed, disabled | half-open; open with its wait over | open and waiting, forced open |
 //! | [`BulkheadHandle`](crate::bulkhead::BulkheadHandle) | a slot free, nobody waiting | full, or calls waiting | never |
-//! | [`RateLimitHandle`](crate::rate_limit::RateLimitHandle) | no rejection since the previous probe | a rejection since the previous probe | never |
+//! | [`RateLimitHandle`](crate::rate_limit::RateLimitHandle) | no rejection recently | rejections recently (10 s by default) | never |
 //!
 //! A circuit breaker reports what a call made now would meet. An open breaker moves to
 //! half-open only when a call arrives after its wait (there is no background task),

@@ -7,19 +7,18 @@
 //! |---|---|---|---|
 //! | [`CircuitBreakerHandle`] | closed, disabled | half-open; open with its wait over | open and waiting, forced open |
 //! | [`BulkheadHandle`] | a slot free, nobody waiting | full, or calls waiting | never |
-//! | [`RateLimitHandle`] | no rejection since the previous probe | a rejection since the previous probe | never |
+//! | [`RateLimitHandle`] | no rejection recently | rejections recently (10 s by default) | never |
 //!
 //! (The same table, and why an open breaker whose wait is over is degraded, is in the
 //! `health` module's docs.) A circuit breaker reports what a call made now would meet,
 //! read with `peek`, which changes nothing: an open breaker only half-opens when a call
 //! arrives, and an unready instance gets none.
 //!
-//! A rate limiter's status reads "since the previous probe" as "since the previous
-//! `status()` call on this handle": the handle remembers the rejection count it last
-//! saw (the limiter itself only does one relaxed add per rejection). A registry calls
-//! `status()` once per probe of either kind, so with both `/health` and `/ready`
-//! probing one registry, whichever comes first after a rejection reports it and the
-//! other sees healthy; give each registry its own clone of the handle.
+//! A rate limiter's status is "rejected calls recently": a probe that finds rejections
+//! the previous probe had not seen opens a window (10 s unless set with
+//! [`RateLimitHandle::degraded_for`]) during which every probe reports degraded, so
+//! that `/health` and `/ready` probing one registry agree (the limiter itself only does
+//! one relaxed add per rejection).
 //!
 //! An unnamed layer reports under its kind (`"circuit_breaker"`, `"bulkhead"`,
 //! `"rate_limiter"`); name each layer that a registry holds (`named` on the bulkhead
@@ -104,7 +103,7 @@ impl HealthSource for RateLimitHandle {
     }
 
     fn status(&self) -> HealthStatus {
-        if self.rejected_since_last_read() > 0 {
+        if self.recently_rejected() {
             HealthStatus::Degraded
         } else {
             HealthStatus::Healthy

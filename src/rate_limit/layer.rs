@@ -345,10 +345,12 @@ impl<S, K, F, C, H> Layer<S> for KeyedRateLimitLayer<K, F, C, H> {
 ///
 /// The limiter counts a rejection with one relaxed atomic add, on the reject path only.
 /// With the `health` feature the handle is a health source: **degraded while the
-/// limiter rejected any call since this handle's previous status read** (each probe
-/// reads it once, so "since the previous probe"), healthy otherwise. A clone starts
-/// from the same point but then keeps its own previous reading, so give each registry
-/// its own clone.
+/// limiter has rejected calls recently**, healthy otherwise. "Recently" is measured from
+/// the probes: a probe that finds rejections the previous one had not seen starts a
+/// window ([`degraded_for`](Self::degraded_for), 10 s by default, the default period
+/// of a Kubernetes probe) during which every probe reports degraded, so that liveness
+/// and readiness probes reading one handle agree. The window follows tokio's clock
+/// (paused time included).
 #[derive(Debug)]
 pub struct RateLimitHandle {
     rejected: Arc<AtomicU64>,
@@ -356,7 +358,64 @@ pub struct RateLimitHandle {
     ///
     /// [`rejected_since_last_read`]: RateLimitHandle::rejected_since_last_read
     seen: AtomicU64,
+    /// What the health status reads: the count at the previous probe, and when a probe
+    /// last found it grown.
+    #[cfg(feature = "health")]
+    probes: ProbeWindow,
     name: Option<Arc<str>>,
+}
+
+/// A health probe's view of the rejection count: degraded for `window` after a probe
+/// finds it grown.
+#[cfg(feature = "health")]
+#[derive(Debug)]
+struct ProbeWindow {
+    /// The count at the previous probe.
+    seen: AtomicU64,
+    /// When a probe last found the count grown, in nanoseconds since `origin`;
+    /// `u64::MAX` if none has.
+    grown_at: AtomicU64,
+    origin: tokio::time::Instant,
+    window: std::time::Duration,
+}
+
+#[cfg(feature = "health")]
+impl ProbeWindow {
+    fn new(count: u64) -> Self {
+        ProbeWindow {
+            seen: AtomicU64::new(count),
+            grown_at: AtomicU64::new(u64::MAX),
+            origin: tokio::time::Instant::now(),
+            window: std::time::Duration::from_secs(10),
+        }
+    }
+
+    /// Whether the limiter rejected calls within the window, given its count now.
+    fn recently_rejected(&self, count: u64) -> bool {
+        // Relaxed throughout: reporting state of this handle's own, which publishes no
+        // other memory. Probes racing each other may both record the growth; the later
+        // instant stands, as it would have had they run one after the other.
+        let now = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        if self.seen.swap(count, Ordering::Relaxed) != count {
+            self.grown_at.store(now, Ordering::Relaxed);
+            return true;
+        }
+        let at = self.grown_at.load(Ordering::Relaxed);
+        at != u64::MAX && u128::from(now.saturating_sub(at)) < self.window.as_nanos()
+    }
+}
+
+#[cfg(feature = "health")]
+impl Clone for ProbeWindow {
+    fn clone(&self) -> Self {
+        ProbeWindow {
+            // Relaxed: snapshots of this handle's own bookkeeping.
+            seen: AtomicU64::new(self.seen.load(Ordering::Relaxed)),
+            grown_at: AtomicU64::new(self.grown_at.load(Ordering::Relaxed)),
+            origin: self.origin,
+            window: self.window,
+        }
+    }
 }
 
 impl Clone for RateLimitHandle {
@@ -365,6 +424,8 @@ impl Clone for RateLimitHandle {
             rejected: Arc::clone(&self.rejected),
             // Relaxed: a snapshot of this handle's own bookkeeping.
             seen: AtomicU64::new(self.seen.load(Ordering::Relaxed)),
+            #[cfg(feature = "health")]
+            probes: self.probes.clone(),
             name: self.name.clone(),
         }
     }
@@ -373,10 +434,12 @@ impl Clone for RateLimitHandle {
 impl RateLimitHandle {
     fn new(rejected: Arc<AtomicU64>, name: Option<Arc<str>>) -> Self {
         // Relaxed: counts only, they publish no other memory.
-        let seen = AtomicU64::new(rejected.load(Ordering::Relaxed));
+        let count = rejected.load(Ordering::Relaxed);
         RateLimitHandle {
             rejected,
-            seen,
+            seen: AtomicU64::new(count),
+            #[cfg(feature = "health")]
+            probes: ProbeWindow::new(count),
             name,
         }
     }
@@ -385,6 +448,22 @@ impl RateLimitHandle {
     pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// The same handle, reporting degraded for `window` after a probe finds new
+    /// rejections (10 s unless set; see the [type's docs](Self)). Make it at least the
+    /// probes' period, so that every probe in between sees it.
+    #[cfg(feature = "health")]
+    pub fn degraded_for(mut self, window: std::time::Duration) -> Self {
+        self.probes.window = window;
+        self
+    }
+
+    /// Whether the limiter has rejected calls recently, as the health status reads it
+    /// (see the [type's docs](Self)).
+    #[cfg(feature = "health")]
+    pub(crate) fn recently_rejected(&self) -> bool {
+        self.probes.recently_rejected(self.rejected())
     }
 
     /// The name given with [`named`](Self::named), else the limiter's own (its
