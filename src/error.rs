@@ -11,6 +11,7 @@
 //! | [`RateLimited`](crate::rate_limit::error::RateLimited) | rate limiter | time until a slot frees |
 //! | [`Elapsed`](crate::timeout::error::Elapsed) | timeout | none |
 //! | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | retry | none |
+//! | [`DeadlinePassed`](crate::timeout::error::DeadlinePassed) | gRPC deadline | none |
 //!
 //! [`rejection`] finds one in a boxed error, looking through wrappers via
 //! [`std::error::Error::source`], so that retry policies and the HTTP and gRPC adapters
@@ -50,6 +51,9 @@ pub enum RejectionKind {
     Elapsed,
     /// The retry budget refused a retry: 503, `UNAVAILABLE`.
     BudgetExhausted,
+    /// The caller's deadline had passed before the call was sent: 504,
+    /// `DEADLINE_EXCEEDED`. Final: not retried, not counted by a breaker.
+    DeadlinePassed,
 }
 
 impl RejectionKind {
@@ -61,6 +65,7 @@ impl RejectionKind {
             RejectionKind::RateLimited => "rate_limited",
             RejectionKind::Elapsed => "elapsed",
             RejectionKind::BudgetExhausted => "budget_exhausted",
+            RejectionKind::DeadlinePassed => "deadline_passed",
         }
     }
 }
@@ -107,6 +112,7 @@ pub(crate) fn as_rejection<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn R
         rate_limit::error::RateLimited,
         timeout::error::Elapsed,
         retry::error::BudgetExhausted,
+        timeout::error::DeadlinePassed,
     );
     None
 }

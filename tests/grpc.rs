@@ -11,7 +11,7 @@ use buttress::grpc::{
 };
 use buttress::rate_limit::error::RateLimited;
 use buttress::retry::error::BudgetExhausted;
-use buttress::timeout::error::Elapsed;
+use buttress::timeout::error::{DeadlinePassed, Elapsed};
 use std::time::Duration;
 use tonic::{Code, Request, Response, Status};
 use tower::{Service, ServiceExt};
@@ -116,7 +116,7 @@ async fn pushback_set_by_a_server_reaches_the_client_status() {
 
 #[test]
 fn every_rejection_survives_the_trip_over_http() {
-    let cases: [(BoxError, Code, &str, Option<Pushback>); 6] = [
+    let cases: [(BoxError, Code, &str, Option<Pushback>); 7] = [
         (
             Box::new(CircuitOpen::new(Some(Duration::from_secs(2)))),
             Code::Unavailable,
@@ -149,6 +149,12 @@ fn every_rejection_survives_the_trip_over_http() {
             None,
         ),
         (
+            Box::new(DeadlinePassed::new()),
+            Code::DeadlineExceeded,
+            "deadline passed before the request was sent",
+            None,
+        ),
+        (
             "secret: db at 10.0.0.7".into(),
             Code::Internal,
             "internal error",
@@ -168,6 +174,7 @@ fn every_rejection_survives_the_trip_over_http() {
             RejectionKind::BulkheadFull,
             RejectionKind::Elapsed,
             RejectionKind::BudgetExhausted,
+            RejectionKind::DeadlinePassed,
         ]
     );
     for (err, code, message, pushback) in cases {

@@ -4,12 +4,12 @@
 
 use buttress::error::BoxError;
 use buttress::grpc::{
-    DEFAULT_MARGIN, Deadline, GrpcRetryPolicy, PropagateDeadlineLayer, deadline_timeout,
-    into_status, response_code,
+    DEFAULT_MARGIN, Deadline, GrpcRetryPolicy, PropagateDeadlineLayer, clone_request,
+    deadline_timeout, into_status, response_code,
 };
 use buttress::rate_limit::error::RateLimited;
 use buttress::retry::{Backoff, Jitter, RetryLayer};
-use buttress::timeout::error::Elapsed;
+use buttress::timeout::error::{DeadlinePassed, Elapsed};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,13 +145,6 @@ fn stub(
     })
 }
 
-/// Copies a stub call for a retry: the message and its metadata.
-fn copy_call(req: &Request<EchoRequest>) -> Option<Request<EchoRequest>> {
-    let mut copy = Request::new(req.get_ref().clone());
-    *copy.metadata_mut() = req.metadata().clone();
-    Some(copy)
-}
-
 fn hello() -> Request<EchoRequest> {
     Request::new(EchoRequest {
         message: "hello".into(),
@@ -166,7 +159,7 @@ async fn resource_exhausted_with_pushback_waits_that_long_then_retries() {
     ]);
     let retry = RetryLayer::builder()
         .policy(GrpcRetryPolicy::new())
-        .clone_request(copy_call)
+        .clone_request(clone_request)
         .build()
         .expect("valid config");
     let svc = ServiceBuilder::new().layer(retry).service(stub(&server));
@@ -206,7 +199,7 @@ async fn a_buttress_rejection_on_the_server_is_pushback_for_the_client() {
     });
     let retry = RetryLayer::builder()
         .policy(GrpcRetryPolicy::new())
-        .clone_request(copy_call)
+        .clone_request(clone_request)
         .build()
         .expect("valid config");
     let start = Instant::now();
@@ -248,7 +241,7 @@ async fn negative_or_missing_pushback_stops_where_it_must() {
         let server = Server::new(vec![answer, Answer::Echo]);
         let retry = RetryLayer::builder()
             .policy(GrpcRetryPolicy::new())
-            .clone_request(copy_call)
+            .clone_request(clone_request)
             .build()
             .expect("valid config");
         let start = Instant::now();
@@ -269,7 +262,7 @@ async fn negative_or_missing_pushback_stops_where_it_must() {
     let server = Server::new(vec![Answer::Fail(Code::Unavailable, None), Answer::Echo]);
     let retry = RetryLayer::builder()
         .policy(GrpcRetryPolicy::new())
-        .clone_request(copy_call)
+        .clone_request(clone_request)
         .backoff(Backoff::constant(Duration::from_millis(40)).with_jitter(Jitter::None))
         .build()
         .expect("valid config");
@@ -479,7 +472,7 @@ async fn a_passed_deadline_fails_at_once_without_a_call() {
         .call(req)
         .await
         .expect_err("passed");
-    assert!(err.is::<Elapsed>());
+    assert!(err.is::<DeadlinePassed>());
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 
@@ -521,4 +514,78 @@ async fn a_passed_deadline_fails_at_once_without_a_call() {
     assert_eq!(call(sent(Some("7S"), None)).await.as_deref(), Some("7S"));
     assert_eq!(call(sent(None, None)).await, None);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+/// A retry whose wait outlasts the call's `Deadline` (the server pushed back for longer
+/// than was left) meets the deadline layer's refusal, which is final: no further
+/// attempt, no other wait, and the breaker around the attempts counts nothing, so a
+/// healthy server pushing back cannot open it.
+#[tokio::test(start_paused = true)]
+async fn a_deadline_passed_during_a_retry_ends_the_call_and_is_not_a_failure() {
+    use buttress::circuit_breaker::{CircuitBreakerLayer, State};
+    use buttress::error::{RejectionKind, rejection};
+    use buttress::grpc::GrpcClassifier;
+
+    let server = Server::new(vec![Answer::Fail(Code::ResourceExhausted, Some("1200"))]);
+    let inner = EchoServer::new(server.clone());
+    let channel = service_fn(move |req: http::Request<Bytes>| {
+        let mut inner = inner.clone();
+        async move {
+            let req = req.map(|b| tonic::body::Body::new(http_body_util::Full::new(b)));
+            inner.call(req).await
+        }
+    });
+    // The copy keeps the extensions, where the `Deadline` travels.
+    let copy = |req: &http::Request<Bytes>| {
+        let mut copy = copy_raw(req)?;
+        *copy.extensions_mut() = req.extensions().clone();
+        Some(copy)
+    };
+    let breaker = CircuitBreakerLayer::builder()
+        .count_window(4)
+        .minimum_calls(2)
+        .build()
+        .expect("valid config")
+        .with_classifier(GrpcClassifier::new().ignore(Code::ResourceExhausted));
+    let handle = breaker.handle();
+    let svc = ServiceBuilder::new()
+        .layer(
+            RetryLayer::builder()
+                .max_attempts(4)
+                .max_wait(Duration::from_secs(5))
+                .policy(GrpcRetryPolicy::new())
+                .clone_request(copy)
+                .build()
+                .expect("valid config"),
+        )
+        .layer(breaker)
+        .layer(PropagateDeadlineLayer::new())
+        .service(channel);
+
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut req = raw_request("hi");
+        req.extensions_mut()
+            .insert(Deadline::after(Duration::from_secs(1)));
+        let err = svc
+            .clone()
+            .oneshot(req)
+            .await
+            .expect_err("the deadline passed");
+        assert_eq!(
+            rejection(&*err).map(|r| r.kind()),
+            Some(RejectionKind::DeadlinePassed),
+            "{err}"
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(1200),
+            "one wait only"
+        );
+    }
+    // Three calls, each one attempt sent; nothing counted against the server.
+    assert_eq!(server.arrivals.lock().unwrap().len(), 3);
+    let m = handle.metrics();
+    assert_eq!(m.state, State::Closed);
+    assert_eq!(m.failures, 0);
 }

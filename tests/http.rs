@@ -11,7 +11,7 @@ use buttress::error::BoxError;
 use buttress::http::{ErrorResponse, HttpClassifier, error_response, handle_error};
 use buttress::rate_limit::error::RateLimited;
 use buttress::retry::error::BudgetExhausted;
-use buttress::timeout::error::Elapsed;
+use buttress::timeout::error::{DeadlinePassed, Elapsed};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -133,6 +133,12 @@ async fn every_rejection_has_its_status_header_and_body() {
             503,
             None,
             r#"{"error":"budget_exhausted"}"#,
+        ),
+        (
+            Box::new(DeadlinePassed::new()),
+            504,
+            None,
+            r#"{"error":"deadline_passed"}"#,
         ),
     ];
     for (err, status, after, body) in cases {

@@ -7,8 +7,8 @@
 //!   trailers-only response's `grpc-status` header carries the code).
 //! - **Answering rejections** ([`into_status`], [`status_from_error`]): a buttress
 //!   rejection becomes a [`tonic::Status`] (`CircuitOpen` and `BudgetExhausted`
-//!   `UNAVAILABLE`, `BulkheadFull` and `RateLimited` `RESOURCE_EXHAUSTED`, `Elapsed`
-//!   `DEADLINE_EXCEEDED`) with `grpc-retry-pushback-ms` metadata where the layer knows
+//!   `UNAVAILABLE`, `BulkheadFull` and `RateLimited` `RESOURCE_EXHAUSTED`, `Elapsed` and
+//!   `DeadlinePassed` `DEADLINE_EXCEEDED`) with `grpc-retry-pushback-ms` metadata where the layer knows
 //!   when to come back (at most `2147483647` ms, the largest value A6 allows: see
 //!   [`set_retry_pushback`]); [`Pushback`] reads it back on the client side.
 //! - **Retrying calls** ([`GrpcRetryPolicy`]): `UNAVAILABLE` is retried, and
@@ -65,8 +65,8 @@
 //! });
 //! let retry = RetryLayer::builder()
 //!     .policy(GrpcRetryPolicy::new())
-//!     // `tonic::Request` is not `Clone`: copy the message (and metadata) for a retry.
-//!     .clone_request(|r: &Request<String>| Some(Request::new(r.get_ref().clone())))
+//!     // `tonic::Request` is not `Clone`: copy its message, metadata and extensions.
+//!     .clone_request(buttress::grpc::clone_request::<String>)
 //!     .build()?;
 //! let res = ServiceBuilder::new().layer(retry).service(call).oneshot(Request::new("hi".into())).await?;
 //! assert_eq!(res.into_inner(), "hi"); // after the 200 ms the server asked for
@@ -92,7 +92,7 @@ pub use deadline::{
     set_grpc_timeout,
 };
 pub use propagate::{Deadline, PropagateDeadline, PropagateDeadlineLayer};
-pub use retry::GrpcRetryPolicy;
+pub use retry::{GrpcRetryPolicy, clone_request};
 pub use status::{
     Pushback, RETRY_PUSHBACK_MS, into_status, rejection_code, set_retry_pushback, status_from_error,
 };

@@ -26,11 +26,12 @@ const MAX_PUSHBACK_MS: u64 = i32::MAX as u64;
 /// | [`BulkheadFull`](crate::bulkhead::error::BulkheadFull) | `RESOURCE_EXHAUSTED` |
 /// | [`RateLimited`](crate::rate_limit::error::RateLimited) | `RESOURCE_EXHAUSTED` |
 /// | [`Elapsed`](crate::timeout::error::Elapsed) | `DEADLINE_EXCEEDED` |
+/// | [`DeadlinePassed`](crate::timeout::error::DeadlinePassed) | `DEADLINE_EXCEEDED` |
 pub fn rejection_code(kind: RejectionKind) -> Code {
     match kind {
         RejectionKind::CircuitOpen | RejectionKind::BudgetExhausted => Code::Unavailable,
         RejectionKind::BulkheadFull | RejectionKind::RateLimited => Code::ResourceExhausted,
-        RejectionKind::Elapsed => Code::DeadlineExceeded,
+        RejectionKind::Elapsed | RejectionKind::DeadlinePassed => Code::DeadlineExceeded,
     }
 }
 

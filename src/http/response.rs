@@ -68,7 +68,9 @@ impl ErrorResponse {
             | Some(RejectionKind::BulkheadFull)
             | Some(RejectionKind::BudgetExhausted) => StatusCode::SERVICE_UNAVAILABLE,
             Some(RejectionKind::RateLimited) => StatusCode::TOO_MANY_REQUESTS,
-            Some(RejectionKind::Elapsed) => StatusCode::GATEWAY_TIMEOUT,
+            Some(RejectionKind::Elapsed) | Some(RejectionKind::DeadlinePassed) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             None => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

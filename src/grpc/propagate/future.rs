@@ -1,7 +1,7 @@
 //! The response future of [`PropagateDeadline`](super::PropagateDeadline).
 
 use crate::error::BoxError;
-use crate::timeout::error::Elapsed;
+use crate::timeout::error::DeadlinePassed;
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 pin_project! {
     /// The future of a [`PropagateDeadline`](super::PropagateDeadline) call: the inner
-    /// call, or, when the deadline had already passed, [`Elapsed`] at once.
+    /// call, or, when the deadline had already passed, [`DeadlinePassed`] at once.
     pub struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
@@ -21,7 +21,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] fut: F },
-        Elapsed,
+        Passed,
     }
 }
 
@@ -34,9 +34,9 @@ impl<F> ResponseFuture<F> {
     }
 
     #[inline]
-    pub(super) fn elapsed() -> Self {
+    pub(super) fn passed() -> Self {
         ResponseFuture {
-            state: State::Elapsed,
+            state: State::Passed,
         }
     }
 }
@@ -52,14 +52,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Calling { fut } => fut.poll(cx).map_err(Into::into),
-            StateProj::Elapsed => Poll::Ready(Err(Box::new(Elapsed::new()))),
+            StateProj::Passed => Poll::Ready(Err(Box::new(DeadlinePassed::new()))),
         }
     }
 }
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let expired = matches!(self.state, State::Elapsed);
+        let expired = matches!(self.state, State::Passed);
         f.debug_struct("ResponseFuture")
             .field("expired", &expired)
             .finish_non_exhaustive()

@@ -19,7 +19,10 @@
 //!   `Request::set_timeout`): a deadline is never lengthened.
 //!
 //! A request whose deadline has already passed is not sent: its future fails at once with
-//! [`Elapsed`](crate::timeout::error::Elapsed). Otherwise the layer only writes the
+//! [`DeadlinePassed`](crate::timeout::error::DeadlinePassed), which is final: a retry
+//! around this layer does not retry it (it would only fail the same way, after using
+//! the retry budget), and a circuit breaker does not count it (the backend was not
+//! asked, so it says nothing of the backend's health). Otherwise the layer only writes the
 //! header; to also stop waiting locally, put a timeout layer around the call (the server
 //! answers `DEADLINE_EXCEEDED` when its own bound fires).
 //!

@@ -59,8 +59,10 @@ where
             let left = deadline.remaining();
             if left.is_zero() {
                 // Nothing left: the server would only refuse it. The request is dropped
-                // unsent; the inner service stays ready for the next call.
-                return ResponseFuture::elapsed();
+                // unsent; the inner service stays ready for the next call. Its error
+                // is final: a retry could not meet the deadline either, and a breaker
+                // does not count it (the backend was not asked).
+                return ResponseFuture::passed();
             }
             limit = Some(limit.map_or(left, |t| t.min(left)));
         }
