@@ -79,40 +79,6 @@ fn retry_bit(code: Code) -> u32 {
 /// (the `http` feature's `ReplayBody`) is copied by `buttress::http::clone_request`.
 /// Every gRPC call is a `POST`: whether a call may run twice is the service's contract,
 /// which is why the retried codes are ones where the server did not process the call.
-/// A copy of a tonic request for a retry: its message, its metadata (credentials,
-/// `grpc-timeout`, custom headers) and its extensions (a [`Deadline`](super::Deadline)),
-/// so that the retry is the same call as the first attempt.
-///
-/// `tonic::Request` is not `Clone`; give this to
-/// [`RetryLayerBuilder::clone_request`](crate::retry::RetryLayerBuilder::clone_request)
-/// for a service over `tonic::Request<T>` (a generated client's calls, wrapped in a
-/// `service_fn`). Copying only the message would send a retry without the caller's
-/// credentials or deadline.
-///
-/// ```
-/// use buttress::grpc::{Deadline, clone_request};
-/// use std::time::Duration;
-///
-/// let mut req = tonic::Request::new("hi".to_owned());
-/// req.metadata_mut().insert("authorization", "Bearer t0k3n".parse().unwrap());
-/// req.set_timeout(Duration::from_secs(2));
-/// let deadline = Deadline::after(Duration::from_secs(5));
-/// req.extensions_mut().insert(deadline);
-///
-/// let copy = clone_request(&req).expect("always copied");
-/// assert_eq!(copy.get_ref(), "hi");
-/// assert_eq!(copy.metadata().get("authorization").unwrap(), "Bearer t0k3n");
-/// assert_eq!(copy.metadata().get("grpc-timeout").unwrap(), "2000000u");
-/// assert_eq!(copy.extensions().get::<Deadline>(), Some(&deadline));
-/// ```
-pub fn clone_request<T: Clone>(req: &tonic::Request<T>) -> Option<tonic::Request<T>> {
-    Some(tonic::Request::from_parts(
-        req.metadata().clone(),
-        req.extensions().clone(),
-        req.get_ref().clone(),
-    ))
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct GrpcRetryPolicy {
     /// Bit `n` set: code `n` is retried, with or without pushback.
@@ -243,6 +209,40 @@ impl<Req, B> Policy<Req, http::Response<B>> for GrpcRetryPolicy {
             Err(e) => self.decide_error(e),
         }
     }
+}
+
+/// A copy of a tonic request for a retry: its message, its metadata (credentials,
+/// `grpc-timeout`, custom headers) and its extensions (a [`Deadline`](super::Deadline)),
+/// so that the retry is the same call as the first attempt.
+///
+/// `tonic::Request` is not `Clone`; give this to
+/// [`RetryLayerBuilder::clone_request`](crate::retry::RetryLayerBuilder::clone_request)
+/// for a service over `tonic::Request<T>` (a generated client's calls, wrapped in a
+/// `service_fn`). Copying only the message would send a retry without the caller's
+/// credentials or deadline.
+///
+/// ```
+/// use buttress::grpc::{Deadline, clone_request};
+/// use std::time::Duration;
+///
+/// let mut req = tonic::Request::new("hi".to_owned());
+/// req.metadata_mut().insert("authorization", "Bearer t0k3n".parse().unwrap());
+/// req.set_timeout(Duration::from_secs(2));
+/// let deadline = Deadline::after(Duration::from_secs(5));
+/// req.extensions_mut().insert(deadline);
+///
+/// let copy = clone_request(&req).expect("always copied");
+/// assert_eq!(copy.get_ref(), "hi");
+/// assert_eq!(copy.metadata().get("authorization").unwrap(), "Bearer t0k3n");
+/// assert_eq!(copy.metadata().get("grpc-timeout").unwrap(), "2000000u");
+/// assert_eq!(copy.extensions().get::<Deadline>(), Some(&deadline));
+/// ```
+pub fn clone_request<T: Clone>(req: &tonic::Request<T>) -> Option<tonic::Request<T>> {
+    Some(tonic::Request::from_parts(
+        req.metadata().clone(),
+        req.extensions().clone(),
+        req.get_ref().clone(),
+    ))
 }
 
 #[cfg(test)]
