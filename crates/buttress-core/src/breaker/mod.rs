@@ -574,14 +574,16 @@ impl<X> Breaker<X> {
         if let Some(d) = deadline {
             self.publish_deadline(to.generation(), d);
         }
-        if from.is_closed() || to.is_closed() {
-            // Leaving Closed empties the window (an open breaker's metrics show no
-            // calls); entering it starts the new generation's window. Either way the
-            // window is re-stamped with the generation entered, so that no outcome of
-            // an earlier one lands in it (see `window`), and a late clear of an older
-            // transition leaves a newer generation's window alone.
-            self.window.clear(to.generation());
-        }
+        // Every transition re-stamps the window with the generation entered (leaving
+        // Closed empties it: an open breaker's metrics show no calls; entering it
+        // starts the new generation's window), so that no outcome of an earlier one
+        // lands in it (see `window`), and a late clear of an older transition leaves a
+        // newer generation's window alone. Also between Open and HalfOpen, where the
+        // window is empty anyway: stamps are compared as generations wrap, within half
+        // their range, and a stamp left at the trip while a failing backend's tests
+        // went on for 2^23 generations would read as newer than the state, blinding
+        // the window for good once the breaker closed.
+        self.window.clear(to.generation());
         if let Some(listener) = &self.listener {
             listener(&Transition {
                 name: self.name.as_deref(),
@@ -1206,4 +1208,43 @@ mod tests {
         assert!(b.acquire(|| Nanos::MAX).is_err());
         assert_eq!(b.state(), State::Open);
     }
+}
+
+/// A breaker that fails its half-open test over and over, for longer than half the
+/// generations' range, still counts outcomes once it closes: the window is re-stamped
+/// at every transition, so its stamp never falls behind the state word by the half
+/// range after which "older" reads as "newer".
+#[cfg(all(test, not(loom)))]
+#[test]
+fn the_window_counts_again_after_half_the_generations_of_failed_tests() {
+    let config = BreakerConfig::builder()
+        .count_window(2)
+        .minimum_calls(2)
+        .wait_in_open(Duration::ZERO)
+        .permitted_calls_in_half_open(1)
+        .build()
+        .unwrap();
+    let b = Arc::new(Breaker::new(config));
+    let at = || Nanos::ZERO;
+    for _ in 0..2 {
+        b.acquire(at).unwrap().record(Outcome::Failure, at);
+    }
+    assert_eq!(b.state(), State::Open);
+    // Each failed test is two transitions (to half-open, back to open).
+    let tests = GEN_MASK / 4 + 2;
+    for _ in 0..tests {
+        b.acquire(at).unwrap().record(Outcome::Failure, at);
+    }
+    assert_eq!(b.state(), State::Open);
+    b.acquire(at).unwrap().record(Outcome::Success, at);
+    assert_eq!(b.state(), State::Closed);
+    assert!(
+        b.metrics(Nanos::ZERO).generation > GEN_MASK / 2,
+        "past half the range"
+    );
+    // Closed again: the window counts, and trips.
+    b.acquire(at).unwrap().record(Outcome::Failure, at);
+    assert_eq!(b.metrics(Nanos::ZERO).calls, 1, "counted");
+    b.acquire(at).unwrap().record(Outcome::Failure, at);
+    assert_eq!(b.state(), State::Open, "tripped");
 }
