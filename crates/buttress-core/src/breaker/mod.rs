@@ -395,12 +395,16 @@ impl<X> Breaker<X> {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    // The probe's permit exists before the listener runs: should the
+                    // listener panic, the permit's drop gives the slot back.
+                    let probe = (next.state() == State::HalfOpen)
+                        .then(|| permit(owner, next.generation(), started_at, true));
                     if next.generation() != cur.generation() {
                         this.after_transition(cur, next, now.get());
                     }
-                    return match next.state() {
-                        State::HalfOpen => Ok(permit(owner, next.generation(), started_at, true)),
-                        _ => Err(this.reject(
+                    return match probe {
+                        Some(probe) => Ok(probe),
+                        None => Err(this.reject(
                             this.deadline_of(next).map(|d| d - now.get()),
                             next.generation(),
                         )),
@@ -1247,4 +1251,35 @@ fn the_window_counts_again_after_half_the_generations_of_failed_tests() {
     assert_eq!(b.metrics(Nanos::ZERO).calls, 1, "counted");
     b.acquire(at).unwrap().record(Outcome::Failure, at);
     assert_eq!(b.state(), State::Open, "tripped");
+}
+
+/// A listener that panics on the move to half-open does not keep the probe slot: the
+/// probe's permit is made before the listener runs, and unwinding drops it.
+#[cfg(all(test, not(loom)))]
+#[test]
+fn a_listener_panicking_on_half_open_does_not_keep_the_probe_slot() {
+    let config = BreakerConfig::builder()
+        .count_window(1)
+        .minimum_calls(1)
+        .wait_in_open(Duration::from_secs(1))
+        .permitted_calls_in_half_open(1)
+        .max_wait_in_half_open(None)
+        .build()
+        .unwrap();
+    let listener: Listener = Arc::new(|t: &Transition<'_>| {
+        assert!(t.to != State::HalfOpen, "the listener fails");
+    });
+    let b = Arc::new(Breaker::new(config).with_listener(listener));
+    let at = |s| move || Nanos::from_secs(s);
+    b.acquire(at(0)).unwrap().record(Outcome::Failure, at(0));
+    assert_eq!(b.state(), State::Open);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(b.acquire(at(1)));
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(b.state(), State::HalfOpen);
+    // The slot is free: the next call is the probe, and it closes the breaker.
+    let probe = b.acquire(at(2)).expect("the probe slot is free");
+    probe.record(Outcome::Success, at(2));
+    assert_eq!(b.state(), State::Closed);
 }
