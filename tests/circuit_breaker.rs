@@ -816,3 +816,31 @@ fn outcomes_from_many_threads_count_in_one_window() {
     send_from_a_new_thread(Req::Fail, 1);
     assert_eq!(layer.handle().state(), State::Open);
 }
+
+/// A probe made ready well before it is called is timed from its call: the time read
+/// when `poll_ready` found the open wait over decides the move to half-open, but the
+/// call's duration (slow or not) and the half-open period run from the call.
+#[tokio::test(start_paused = true)]
+async fn a_probe_is_timed_from_its_call_not_from_its_readiness() {
+    let layer = CircuitBreakerLayer::builder()
+        .count_window(2)
+        .minimum_calls(2)
+        .slow_call_duration(Duration::from_secs(1))
+        .slow_call_rate_threshold(50.0)
+        .wait_in_open(Duration::from_secs(5))
+        .permitted_calls_in_half_open(1)
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let mut svc = layer.layer(Backend::default());
+    for _ in 0..2 {
+        let _ = send(&mut svc, Req::Fail).await;
+    }
+    assert_eq!(h.state(), State::Open);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Ready now; called two seconds later; answered at once.
+    let ready = svc.ready().await.expect("ready");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    ready.call(Req::Ok).await.expect("the probe passes");
+    assert_eq!(h.state(), State::Closed, "a fast probe is not slow");
+}

@@ -66,7 +66,9 @@
 //! - **Clock reads.** None for a closed breaker with a count window and no slow-call
 //!   tracking; one per call with a time window (when the outcome is recorded); two
 //!   with slow-call tracking (start and end of the call). While open, `poll_ready`
-//!   reads the clock to decide, and `call` reuses that reading. The clock is tokio's
+//!   reads the clock to decide, and `call` reuses that reading to reject; a probe
+//!   (the wait is over) reads it again at `call`, so that it is timed from its call
+//!   however long after `poll_ready` that comes. The clock is tokio's
 //!   by default, so paused time drives the breaker in tests; with the `quanta`
 //!   feature, `CircuitBreakerBuilder::quanta_clock` reads the time-stamp counter
 //!   instead, under 10 ns a read where tokio's costs about 22 on a virtual machine: an

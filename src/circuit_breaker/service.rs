@@ -22,8 +22,9 @@ enum Readiness {
     /// The inner service is ready, and no time was read to decide (the common case:
     /// closed). A tag alone, so that `call` reads back one byte.
     Inner,
-    /// The inner service is ready; the time read to decide (a half-open probe).
-    InnerAt(Nanos),
+    /// The inner service is ready, and the breaker would admit a probe (its open wait
+    /// over, or a half-open slot free): `call` asks `acquire` again, timed from then.
+    Probe,
     /// The breaker rejects, with nothing to change: `call` confirms the verdict with
     /// one load (or asks `acquire` if the breaker has moved on). The inner service was
     /// not polled.
@@ -195,7 +196,7 @@ impl<S, C> CircuitBreaker<S, C> {
             Poll::Ready(Ok(())) => {
                 self.readiness = match seen {
                     None => Readiness::Inner,
-                    Some(t) => Readiness::InnerAt(t),
+                    Some(_) => Readiness::Probe,
                 };
                 Poll::Ready(Ok(()))
             }
@@ -222,7 +223,12 @@ impl<S, C> CircuitBreaker<S, C> {
         C: Clone,
     {
         let (inner_ready, seen) = match std::mem::replace(&mut self.readiness, Readiness::Unknown) {
-            Readiness::InnerAt(t) => (true, Some(t)),
+            // A probe (the open wait was over, or half-open had a slot, when poll_ready
+            // looked): it is timed from now, not from poll_ready, which may have been
+            // long before (its duration decides whether it was slow, and the half-open
+            // period starts with it). The one call that reads the clock twice, once
+            // per half-open test.
+            Readiness::Probe => (true, None),
             Readiness::Rejected { peeked, seen } => {
                 match self.shards.get().reject_peeked(peeked) {
                     // Still the generation poll_ready saw: its verdict stands.
@@ -236,7 +242,8 @@ impl<S, C> CircuitBreaker<S, C> {
             Readiness::Unknown | Readiness::Inner => (true, None),
         };
         let ext = self.shards.get().extension();
-        // The time read by poll_ready, if any, is reused: one clock read per call.
+        // The time read by poll_ready, if any, is reused for a call the inner service
+        // will not see: one clock read per call.
         match self
             .shards
             .get()
