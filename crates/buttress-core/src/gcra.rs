@@ -255,9 +255,13 @@ impl Gcra {
 
     /// Admits `n` cells at once at `now`, or refuses; `n` over the burst is refused with
     /// [`Refusal::InsufficientCapacity`] (never admitted, so never worth waiting for).
-    /// `n == 0` always passes.
+    /// `n == 0` always passes, and changes nothing (also when reservations have taken
+    /// the TAT past the burst: asking for nothing never has to wait).
     #[inline]
     pub fn check_n(&self, now: Nanos, n: u32) -> Result<(), Refusal> {
+        if n == 0 {
+            return Ok(());
+        }
         update(&self.tat, &self.quota, now, n, Nanos::ZERO).map(|_| ())
     }
 
@@ -407,6 +411,9 @@ mod tests {
             Err(Nanos::from_millis(300))
         );
         assert_eq!(g.tat(), before, "a refused reservation reserves nothing");
+        // Reservations took the TAT past the burst; asking for nothing still passes.
+        assert_eq!(g.check_n(t, 0), Ok(()));
+        assert_eq!(g.tat(), before);
     }
 
     #[test]

@@ -158,8 +158,13 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
     }
 
     /// Admits `n` cells for `key` at once, as [`Gcra::check_n`](crate::gcra::Gcra::check_n).
+    /// `n == 0` passes without touching the store: it neither makes a key nor makes
+    /// room for one.
     #[inline]
     pub fn check_n(&self, key: K, now: Nanos, n: u32) -> Result<(), Refusal> {
+        if n == 0 {
+            return Ok(());
+        }
         self.run(key, now, n, Nanos::ZERO).map(|_| ())
     }
 
@@ -380,5 +385,19 @@ mod tests {
             Err(Refusal::InsufficientCapacity { .. })
         ));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn asking_for_nothing_neither_makes_a_key_nor_room_for_one() {
+        let s = KeyedGcra::new(Quota::per_second(1, 1).unwrap(), 2).unwrap();
+        let t = Nanos::from_secs(1);
+        s.check(1u8, t).unwrap();
+        s.check(2u8, t).unwrap();
+        assert_eq!(s.len(), 2, "full");
+        assert_eq!(s.check_n(3u8, t, 0), Ok(()));
+        assert_eq!(s.len(), 2, "no key made, none evicted");
+        // Both keys still limited: their cell is spent.
+        assert!(s.check(1u8, t).is_err());
+        assert!(s.check(2u8, t).is_err());
     }
 }
