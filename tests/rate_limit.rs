@@ -74,6 +74,49 @@ async fn clones_and_services_of_one_layer_share_the_limiter() {
     other.ready().await.unwrap().call(4).await.unwrap();
 }
 
+/// Slots closer than tokio's millisecond tick: each waiting call goes on at the first
+/// tick at or after its slot, never before it, so at 10,000 calls per second the ten
+/// reserved within the first millisecond go on together at 1 ms (as the module docs
+/// say), and the count stays within `burst + rate × elapsed`.
+#[tokio::test(start_paused = true)]
+async fn waits_shorter_than_a_millisecond_end_at_the_next_tick() {
+    let layer = RateLimitLayer::builder()
+        .rate(10_000)
+        .burst(1)
+        .max_wait(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let called_at = Arc::new(Mutex::new(Vec::new()));
+    let svc = {
+        let called_at = Arc::clone(&called_at);
+        layer.layer(service_fn(move |x: u32| {
+            called_at.lock().unwrap().push((x, Instant::now() - start));
+            async move { Ok::<_, Infallible>(x) }
+        }))
+    };
+    let calls: Vec<_> = (0..21)
+        .map(|i| tokio::spawn(svc.clone().oneshot(i)))
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+    let mut seen = called_at.lock().unwrap().clone();
+    seen.sort();
+    let ms = Duration::from_millis;
+    // Slots at 0, 0.1, 0.2, ... 2.0 ms: the first at once, then ten at each tick.
+    let expected: Vec<_> = (0..21u32)
+        .map(|i| (i, ms(u64::from(i).div_ceil(10))))
+        .collect();
+    assert_eq!(seen, expected);
+    for &(i, at) in &seen {
+        let slot = Duration::from_micros(100) * i;
+        assert!(at >= slot, "call {i} at {at:?}, before its slot {slot:?}");
+        let within = 1 + 10_000 * at.as_nanos() / 1_000_000_000;
+        assert!(u128::from(i) < within, "call {i} at {at:?} over the limit");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn waiting_mode_sleeps_exactly_the_reserved_time() {
     let layer = RateLimitLayer::builder()

@@ -85,7 +85,8 @@ impl<C: SleepClock> RateLimitBuilder<C> {
     }
 
     /// Over the limit, wait up to `max_wait` for a slot (reserved at once, then slept
-    /// for exactly) instead of rejecting; a call that would wait longer is rejected.
+    /// for, to tokio's millisecond tick: see the [module docs](super)) instead of
+    /// rejecting; a call that would wait longer is rejected.
     ///
     /// The slot is spent when it is reserved: a waiting call that is dropped (an outer
     /// timeout shorter than `max_wait`, a client gone) does not give it back, as an

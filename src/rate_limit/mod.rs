@@ -8,8 +8,14 @@
 //! Over the limit a call is rejected with [`RateLimited`], whose `retry_after` is exact:
 //! the same call made that much later passes. With
 //! [`max_wait`](RateLimitBuilder::max_wait) it instead *reserves* its slot at once and
-//! sleeps exactly until it (`tokio::time::sleep_until`), provided that is no longer than
+//! sleeps until it (`tokio::time::sleep_until`), provided that is no longer than
 //! `max_wait`; a call that would wait longer is rejected without reserving anything.
+//! The reservation is exact to the nanosecond, but tokio's timer fires on whole
+//! milliseconds: a waiting call goes on at the first tick at or after its slot, never
+//! before. Above 1,000 calls per second, calls reserved within one millisecond so go on
+//! together at its tick, up to about `rate / 1000` of them at once: the count over any
+//! span from the start of the wait still stays within `burst + rate × elapsed`, but
+//! the inner service sees them in millisecond steps, not evenly spread.
 //!
 //! [`KeyedRateLimitLayer`] keeps one limiter per key extracted from the request (client
 //! IP, tenant, route), in a bounded lock-free store ([`buttress_core::keyed`]): at most
