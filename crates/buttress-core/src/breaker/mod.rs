@@ -217,6 +217,12 @@ enum Step {
 /// after its CAS, unless the breaker has moved on by then. Plus the window and a
 /// rejection counter.
 ///
+/// **Time.** Give it a clock that counts from about when the breaker was made (as
+/// every clock of the layers does), not from a far origin such as the Unix epoch: an
+/// open or half-open deadline is kept in whole microseconds in 48 bits, so one falling
+/// more than about 8.9 years after the clock's origin saturates and reads as "never"
+/// (the breaker would then stay open until reset).
+///
 /// `X` is an extension the breaker carries for its user without reading it (the layer
 /// keeps its metric handles there): reachable from every [`Permit`] through the `Arc`
 /// the permit already holds, so a response future needs no second reference.
