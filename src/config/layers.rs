@@ -383,7 +383,7 @@ pub struct RetryBudgetConfig {
     pub retry_ratio: f64,
     /// Retries per second allowed even with no requests (0 for none). Default: 10.
     pub min_retries_per_sec: u32,
-    /// How many time slots the `ttl` is kept in, in `1..=256`. Default: 10.
+    /// How many time slots the `ttl` is kept in, in `1..=256`, each at least 100 ms. Default: 10.
     pub slots: u32,
 }
 

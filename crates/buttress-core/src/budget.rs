@@ -17,7 +17,7 @@
 //! | `ttl` | 10 s | how long a deposit (and a withdrawal) counts |
 //! | `retry_ratio` | 0.2 | retries allowed per request seen in the last `ttl` |
 //! | `min_retries_per_sec` | 10 | the floor: a reserve of `min_retries_per_sec * ttl` retries |
-//! | `slots` | 10 | the `ttl` is kept as this many time slots (1 s each by default) |
+//! | `slots` | 10 | the `ttl` is kept as this many time slots (1 s each by default, at least [`MIN_SLOT_WIDTH`], 100 ms, each) |
 //!
 //! # How it is kept
 //!
@@ -145,6 +145,15 @@ const fn age(epoch: u32, word: u64) -> i32 {
     epoch.wrapping_sub(epoch_of(word)) as i32
 }
 
+/// The narrowest slot a budget accepts (`ttl / slots`).
+///
+/// Slots carry the low 32 bits of their epoch, compared as they wrap, so a ring
+/// position left untouched for 2^31 epochs would read as newer than the clock: at
+/// 100 ms an epoch, that takes 6.8 years; at 1 ms it would take 25 days, after which
+/// withdrawals could stop ageing out and the budget refuse every retry. (Finagle, whose
+/// budget this follows, takes a `ttl` of at least a second.)
+pub const MIN_SLOT_WIDTH: Nanos = Nanos::from_millis(100);
+
 /// Parts per million: the fixed-point unit of the ratio.
 const PPM: u128 = 1_000_000;
 
@@ -254,8 +263,9 @@ impl RetryBudgetBuilder {
         self
     }
 
-    /// How many time slots the `ttl` is kept in (default 10), in `1..=256`. More slots
-    /// age deposits out more smoothly; each slot is two atomic words.
+    /// How many time slots the `ttl` is kept in (default 10), in `1..=256`, each at
+    /// least [`MIN_SLOT_WIDTH`] (100 ms) wide. More slots age deposits out more
+    /// smoothly; each slot is two atomic words.
     pub fn slots(mut self, slots: u32) -> Self {
         self.slots = slots;
         self
@@ -276,12 +286,14 @@ impl RetryBudgetBuilder {
             ));
         }
         let ttl_nanos = Nanos::from_duration(self.ttl).as_u64();
-        if ttl_nanos < u64::from(self.slots) || self.ttl > Duration::from_secs(86_400) {
+        if ttl_nanos / u64::from(self.slots) < MIN_SLOT_WIDTH.as_u64()
+            || self.ttl > Duration::from_secs(86_400)
+        {
             return Err(ConfigError::new(
                 "ttl",
                 format!(
-                    "must be at least one nanosecond per slot and at most a day, got {:?}",
-                    self.ttl
+                    "must be at least 100ms per slot and at most a day, got {:?} over {} slots",
+                    self.ttl, self.slots
                 ),
             ));
         }
@@ -659,6 +671,21 @@ mod tests {
         );
         assert_eq!(field(RetryBudget::builder().slots(0)), "slots");
         assert_eq!(field(RetryBudget::builder().ttl(Duration::ZERO)), "ttl");
+        // Slots narrower than 100 ms are refused; 100 ms is accepted.
+        let narrow = RetryBudget::builder()
+            .ttl(Duration::from_secs(1))
+            .slots(11)
+            .build()
+            .unwrap_err();
+        assert_eq!(narrow.field(), "ttl");
+        assert!(narrow.to_string().contains("100ms per slot"), "{narrow}");
+        assert!(
+            RetryBudget::builder()
+                .ttl(Duration::from_secs(1))
+                .slots(10)
+                .build()
+                .is_ok()
+        );
         assert_eq!(field(RetryBudget::builder().ttl(Duration::MAX)), "ttl");
     }
 

@@ -109,7 +109,7 @@ proptest! {
         ratio_pct in 0u32..150,
         floor in 0u32..4,
         slots in 1u32..12,
-        slot_ms in 1u64..1_500,
+        slot_ms in 100u64..1_500,
     ) {
         let ttl = Duration::from_millis(slot_ms * u64::from(slots));
         let budget = RetryBudget::builder()
