@@ -844,3 +844,41 @@ async fn a_probe_is_timed_from_its_call_not_from_its_readiness() {
     ready.call(Req::Ok).await.expect("the probe passes");
     assert_eq!(h.state(), State::Closed, "a fast probe is not slow");
 }
+
+/// Probes to a hung backend that an outer timeout cancels free their slots without
+/// reporting; once `max_wait_in_half_open` has passed, the next call opens the
+/// breaker again rather than being one more probe that hangs.
+#[tokio::test(start_paused = true)]
+async fn cancelled_probes_do_not_keep_a_breaker_half_open_past_its_limit() {
+    let layer = CircuitBreakerLayer::builder()
+        .count_window(2)
+        .minimum_calls(2)
+        .wait_in_open(Duration::from_secs(5))
+        .permitted_calls_in_half_open(1)
+        .max_wait_in_half_open(Some(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    let h = layer.handle();
+    let mut svc = layer.layer(Backend::default());
+    for _ in 0..2 {
+        let _ = send(&mut svc, Req::Fail).await;
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    // Each probe hangs and is given up after a second by the caller's timeout.
+    for n in 0..3 {
+        let probe = tokio::time::timeout(Duration::from_secs(1), send(&mut svc, Req::Hang));
+        assert!(probe.await.is_err(), "probe {n} hangs");
+        assert_eq!(h.state(), State::HalfOpen, "probe {n}");
+    }
+    // Three seconds in half-open without a decision: open again, without a call.
+    let err = tokio::time::timeout(Duration::from_secs(1), send(&mut svc, Req::Hang))
+        .await
+        .expect("refused at once, not another hanging probe")
+        .unwrap_err();
+    assert_eq!(
+        rejection(&*err).map(|r| r.kind()),
+        Some(RejectionKind::CircuitOpen),
+        "{err}"
+    );
+    assert_eq!(h.state(), State::Open);
+}

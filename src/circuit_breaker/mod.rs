@@ -77,9 +77,10 @@
 //!   and is its first probe. Once `permitted_calls_in_half_open` probes have reported
 //!   success or failure, the breaker closes if their failure and slow rates are under
 //!   the thresholds (`minimum_calls` does not apply to probes), and opens again
-//!   otherwise. Calls beyond the probes are rejected with no `retry_after`. When every
-//!   slot is taken and `max_wait_in_half_open` has passed, the next call re-opens the
-//!   breaker (counted as a failed test: the open wait grows).
+//!   otherwise. Calls beyond the probes are rejected with no `retry_after`. Once
+//!   `max_wait_in_half_open` has passed without a decision (probes hanging, or
+//!   cancelled by an outer timeout before they reported, which frees their slots), the
+//!   next call re-opens the breaker (counted as a failed test: the open wait grows).
 //! - **Readiness.** A service whose `poll_ready` saw the breaker rejecting does not
 //!   call the inner service; if the breaker was reset between `poll_ready` and
 //!   `call`, that one call is rejected with `retry_after` zero (its permit is given

@@ -216,13 +216,13 @@ impl Model {
                 self.issued = 1;
                 Ok(p(self.generation, true))
             }
-            State::HalfOpen if self.issued < self.c.permitted => {
-                self.issued += 1;
-                Ok(p(self.generation, true))
-            }
             State::HalfOpen if now >= self.deadline => {
                 self.go(State::Open, self.reopens + 1, now);
                 Err(Some(self.deadline - now))
+            }
+            State::HalfOpen if self.issued < self.c.permitted => {
+                self.issued += 1;
+                Ok(p(self.generation, true))
             }
             State::HalfOpen => Err(None),
         }

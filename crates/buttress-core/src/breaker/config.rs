@@ -295,9 +295,10 @@ impl BreakerConfigBuilder {
         self
     }
 
-    /// When every probe slot is taken and no decision was reached within `wait` of
-    /// entering half-open, the breaker opens again instead of waiting forever.
-    /// `None` waits for the probes however long they take.
+    /// When no decision was reached within `wait` of entering half-open (probes that
+    /// hang, or that were cancelled before they reported), the next call opens the
+    /// breaker again instead of probing on forever. `None` waits for the probes however
+    /// long they take.
     pub fn max_wait_in_half_open(mut self, wait: Option<Duration>) -> Self {
         self.max_wait_in_half_open = wait;
         self

@@ -352,7 +352,7 @@ impl<X> Breaker<X> {
     }
 
     /// Asks to make a call. `now` is called at most once: when slow calls are tracked,
-    /// or when the breaker is open or has every probe slot taken.
+    /// or when the breaker is open, or half-open with a `max_wait_in_half_open`.
     #[inline]
     pub fn acquire<F: FnOnce() -> Nanos>(self: &Arc<Self>, now: F) -> Result<Permit<X>, Rejected> {
         self.acquire_via(self, now)
@@ -442,22 +442,24 @@ impl<X> Breaker<X> {
                 },
             },
             State::HalfOpen => {
-                if cur.issued() < self.config.permitted_calls_in_half_open {
-                    Step::Move {
+                // Past `max_wait_in_half_open` without a decision, the test has failed,
+                // whether its probes hang or were given up (a probe cancelled by an
+                // outer timeout frees its slot, and the next call would only be
+                // another probe to the same hung backend): open again. Without a limit
+                // the deadline is "never" and the clock is not read.
+                match self.deadline_of(cur) {
+                    Some(d) if d != Nanos::MAX && now.get() >= d => Step::Move {
+                        next: cur.next(State::Open, cur.reopens() + 1),
+                    },
+                    _ if cur.issued() < self.config.permitted_calls_in_half_open => Step::Move {
                         next: cur.with_probes(
                             cur.issued() + 1,
                             cur.done(),
                             cur.failed(),
                             cur.slow(),
                         ),
-                    }
-                } else {
-                    match self.deadline_of(cur) {
-                        Some(d) if d != Nanos::MAX && now.get() >= d => Step::Move {
-                            next: cur.next(State::Open, cur.reopens() + 1),
-                        },
-                        _ => Step::Reject(None),
-                    }
+                    },
+                    _ => Step::Reject(None),
                 }
             }
         }
@@ -465,8 +467,8 @@ impl<X> Breaker<X> {
 
     /// What a call made now would meet, without changing anything: what the layer's
     /// `poll_ready` asks before deciding whether to poll the inner service. One load
-    /// of the state word (plus the deadline word and `now` when open or half-open
-    /// with every probe slot taken).
+    /// of the state word (plus the deadline word, and `now` when open, or half-open
+    /// with a `max_wait_in_half_open`).
     #[inline]
     pub fn peek<F: FnOnce() -> Nanos>(&self, now: F) -> Peek {
         let mut now = LazyNow::new(now);
