@@ -688,4 +688,28 @@ fn handles_take_their_builders_names() {
     let plain = BulkheadLayer::new(1).expect("valid");
     assert!(registry.register(plain.handle()).is_ok());
     assert!(registry.names().iter().any(|n| n == "bulkhead"));
+
+    // Two unnamed breakers (two pipelines' parts, say) clash under their kind; a
+    // breaker's handle takes a name of its own as the others do.
+    use buttress::circuit_breaker::CircuitBreakerLayer;
+    let payments = CircuitBreakerLayer::builder().build().expect("valid");
+    let orders = CircuitBreakerLayer::builder().build().expect("valid");
+    registry.register(payments.handle()).expect("unique");
+    assert!(
+        registry.register(orders.handle()).is_err(),
+        "both circuit_breaker"
+    );
+    registry
+        .register(orders.handle().named("orders"))
+        .expect("named apart");
+    assert!(registry.names().iter().any(|n| n == "orders"));
+    let named = CircuitBreakerLayer::builder()
+        .name("db")
+        .build()
+        .expect("valid");
+    assert_eq!(named.handle().name(), Some("db"));
+    assert_eq!(
+        named.handle().named("primary-db").name(),
+        Some("primary-db")
+    );
 }

@@ -12,16 +12,30 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerHandle {
     breaker: Arc<Shared>,
+    /// The name given with [`named`](Self::named), over the breaker's own.
+    name: Option<Arc<str>>,
 }
 
 impl CircuitBreakerHandle {
     pub(super) fn new(breaker: Arc<Shared>) -> Self {
-        CircuitBreakerHandle { breaker }
+        CircuitBreakerHandle {
+            breaker,
+            name: None,
+        }
     }
 
-    /// The breaker's name, if it was given one.
+    /// The same handle, reporting under `name` (health checks need unique names), as
+    /// the bulkhead's and the rate limiter's handles do. The breaker itself (its
+    /// metrics, its listener's transitions) keeps its own name.
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The name given with [`named`](Self::named), else the breaker's own (its
+    /// builder's `name`), if any.
     pub fn name(&self) -> Option<&str> {
-        self.breaker.name()
+        self.name.as_deref().or_else(|| self.breaker.name())
     }
 
     /// The current state.

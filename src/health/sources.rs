@@ -21,8 +21,8 @@
 //! one relaxed add per rejection).
 //!
 //! An unnamed layer reports under its kind (`"circuit_breaker"`, `"bulkhead"`,
-//! `"rate_limiter"`); name each layer that a registry holds (`named` on the bulkhead
-//! and rate-limit handles), since names must be unique there.
+//! `"rate_limiter"`); name each layer that a registry holds (its builder's `name`, or
+//! `named` on its handle), since names must be unique there.
 
 use super::{HealthSource, HealthStatus};
 use crate::bulkhead::BulkheadHandle;
