@@ -710,3 +710,33 @@ async fn a_section_gives_its_builder_for_what_a_file_cannot_hold() {
     }
     assert_eq!(*seen.lock().unwrap(), [(State::Closed, State::Open)]);
 }
+
+/// A breaker section's builder leaves the open wait's cap to the builder unless the
+/// file gives one: a longer `wait_in_open` set in code then moves the default cap with
+/// it, as on a builder of its own; a cap written in the file still holds.
+#[tokio::test(start_paused = true)]
+async fn a_breaker_sections_builder_takes_a_longer_wait_in_open() {
+    let long = Duration::from_secs(600);
+    let defaults: CircuitBreakerConfig = parse("{}");
+    same(
+        defaults.builder().wait_in_open(long).build().unwrap(),
+        CircuitBreakerLayer::builder()
+            .wait_in_open(long)
+            .build()
+            .unwrap(),
+    );
+    // A multiplier alone keeps the default cap too.
+    let grows: CircuitBreakerConfig = parse(r#"{ "open_backoff": { "multiplier": 3 } }"#);
+    same(
+        grows.builder().wait_in_open(long).build().unwrap(),
+        CircuitBreakerLayer::builder()
+            .wait_in_open(long)
+            .open_backoff_multiplier(3.0)
+            .build()
+            .unwrap(),
+    );
+    // A cap from the file below the wait is refused, naming it.
+    let capped: CircuitBreakerConfig = parse(r#"{ "open_backoff": { "max_wait": "1m" } }"#);
+    let err = refused(capped.builder().wait_in_open(long).build());
+    assert_eq!(err.field(), "open_backoff");
+}

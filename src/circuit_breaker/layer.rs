@@ -248,6 +248,9 @@ impl CircuitBreakerBuilder {
         /// Growth of the open wait per consecutive re-open, and its cap. Default: 2, 5 min
         /// (or `wait_in_open` if longer).
         open_backoff(multiplier: f64, max_wait: Duration);
+        /// Growth of the open wait per consecutive re-open, keeping the cap (the one
+        /// given to `open_backoff`, else the default). Default: 2.
+        open_backoff_multiplier(multiplier: f64);
         /// Up to this fraction (0..=1) of each open wait is taken off at random. Default: 0.
         open_jitter(fraction: f64);
         /// Probes admitted in half-open (1..=255). Default: 5.

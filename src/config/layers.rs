@@ -116,10 +116,6 @@ impl Default for OpenBackoffConfig {
     }
 }
 
-/// The builder's cap on the open wait when none is given: 5 min, or `wait_in_open` if
-/// longer (see [`BreakerConfigBuilder`](crate::circuit_breaker::BreakerConfigBuilder)).
-const DEFAULT_MAX_WAIT_IN_OPEN: Duration = Duration::from_secs(300);
-
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         CircuitBreakerConfig {
@@ -148,16 +144,18 @@ impl CircuitBreakerConfig {
             WindowConfig::Count { calls } => b.count_window(calls),
             WindowConfig::Time { duration, buckets } => b.time_window(duration, buckets),
         };
-        let max_wait_in_open = self
-            .open_backoff
-            .max_wait
-            .unwrap_or(DEFAULT_MAX_WAIT_IN_OPEN.max(self.wait_in_open));
         b = b
             .minimum_calls(self.minimum_calls)
             .failure_rate_threshold(self.failure_rate_threshold)
             .slow_call_rate_threshold(self.slow_call_rate_threshold)
             .wait_in_open(self.wait_in_open)
-            .open_backoff(self.open_backoff.multiplier, max_wait_in_open)
+            .open_backoff_multiplier(self.open_backoff.multiplier);
+        // Without a cap in the file the builder works it out when built, so that a
+        // `wait_in_open` changed on this builder moves the default cap with it.
+        if let Some(max_wait) = self.open_backoff.max_wait {
+            b = b.open_backoff(self.open_backoff.multiplier, max_wait);
+        }
+        b = b
             .open_jitter(self.open_jitter)
             .permitted_calls_in_half_open(self.permitted_calls_in_half_open)
             .max_wait_in_half_open(self.max_wait_in_half_open);

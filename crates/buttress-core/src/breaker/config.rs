@@ -281,6 +281,13 @@ impl BreakerConfigBuilder {
         self
     }
 
+    /// As [`open_backoff`](Self::open_backoff), keeping the cap: the one given there,
+    /// else the default (5 min, or `wait_in_open` if longer, worked out when built).
+    pub fn open_backoff_multiplier(mut self, multiplier: f64) -> Self {
+        self.open_backoff_multiplier = multiplier;
+        self
+    }
+
     /// Takes a random fraction of up to `fraction` (0..=1) off each open wait, after
     /// the cap, so that many clients do not probe in step.
     pub fn open_jitter(mut self, fraction: f64) -> Self {
