@@ -130,8 +130,11 @@ async fn main() -> Result<(), BoxError> {
                 // UNAVAILABLE, and RESOURCE_EXHAUSTED with a pushback, after the
                 // server's `grpc-retry-pushback-ms` (or the backoff without one).
                 .policy(GrpcRetryPolicy::new())
-                // gRPC calls are POSTs: copy them whenever the body is buffered; the
-                // policy retries only codes that mean the call was not processed.
+                // gRPC calls are POSTs: copy them whenever the body is buffered. The
+                // policy retries codes that mean the call was not processed, but also
+                // transport errors and attempt timeouts, after which the server may
+                // have processed it: Echo may run twice. For a method that must not,
+                // copy by path and return None for it (it is then sent once).
                 .clone_request(clone_request::<tonic::body::Body>)
                 .build()?,
         )
@@ -139,6 +142,10 @@ async fn main() -> Result<(), BoxError> {
         .attempt_timeout(TimeoutLayer::new(ATTEMPT_TIMEOUT)?);
     let stack = ServiceBuilder::new()
         .layer(MapErrLayer::new(into_status))
+        // Buffers each request body (up to 64 KiB) so that a retry can send it again.
+        // For unary calls only: a streaming call's body would be read until it ends
+        // before anything is sent, which a bidirectional call never does. Give
+        // streaming methods a client without this stack.
         .layer(BufferRequestBodyLayer::new())
         .layer(pipeline)
         // Each attempt tells the server how long it has: what is left of the call's

@@ -75,10 +75,17 @@ fn retry_bit(code: Code) -> u32 {
 /// The policy is two words of bits: copying it into each call costs nothing. Give the
 /// retry layer a request copier for the requests it sees: `tonic::Request` is not
 /// `Clone`, so with a service over `tonic::Request<T>` use [`clone_request`], which
-/// copies the message, the metadata and the extensions; an `http::Request` whose body is buffered
-/// (the `http` feature's `ReplayBody`) is copied by `buttress::http::clone_request`.
-/// Every gRPC call is a `POST`: whether a call may run twice is the service's contract,
-/// which is why the retried codes are ones where the server did not process the call.
+/// copies the message, the metadata and the extensions; an `http::Request` whose body
+/// is buffered (the `http` feature's `ReplayBody`) is copied by
+/// `buttress::http::clone_request`.
+///
+/// Every gRPC call is a `POST`: whether a call may run twice is the service's contract.
+/// The retried *codes* are ones where the server did not process the call, but an
+/// error that carries no `Status` (a transport error such as a connection reset after
+/// the request went out, a per-attempt timeout) is judged as
+/// [`DefaultPolicy`](crate::retry::DefaultPolicy) judges errors: retried. The server may
+/// have processed such a call; for methods that must not run twice, copy only the
+/// requests of methods that may (a copier returning `None` sends a call once).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct GrpcRetryPolicy {
     /// Bit `n` set: code `n` is retried, with or without pushback.

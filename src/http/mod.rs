@@ -19,6 +19,7 @@
 //! | [`RateLimited`](crate::rate_limit::error::RateLimited) | 429, `Retry-After` |
 //! | [`Elapsed`](crate::timeout::error::Elapsed) | 504 |
 //! | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | 503 |
+//! | [`DeadlinePassed`](crate::timeout::error::DeadlinePassed) | 504 |
 //! | any other error | 500, body `{"error":"internal"}` |
 //!
 //! `Retry-After` is in whole seconds, rounded up, and at most `2147483` (about 24.8

@@ -18,6 +18,7 @@ use std::time::Duration;
 /// | [`RateLimited`](crate::rate_limit::error::RateLimited) | 429 Too Many Requests | yes |
 /// | [`Elapsed`](crate::timeout::error::Elapsed) | 504 Gateway Timeout | no |
 /// | [`BudgetExhausted`](crate::retry::error::BudgetExhausted) | 503 Service Unavailable | no |
+/// | [`DeadlinePassed`](crate::timeout::error::DeadlinePassed) | 504 Gateway Timeout | no |
 /// | anything else | 500 Internal Server Error | no |
 ///
 /// A rejection is found anywhere in the error's [`source`](Error::source) chain (see
