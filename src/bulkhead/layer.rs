@@ -181,7 +181,9 @@ impl BulkheadHandle {
         self.shared.in_flight()
     }
 
-    /// Calls waiting for a slot right now.
+    /// Calls waiting in the queue for a slot right now (waiting mode, `max_wait`). In
+    /// backpressure mode callers wait in `poll_ready`, before there is a call, and
+    /// are not counted: this is 0 there; a full bulkhead shows as `available() == 0`.
     pub fn waiting(&self) -> usize {
         self.shared.waiting()
     }
