@@ -6,9 +6,10 @@
 //! `http::Request<()>` -> `http::Response<()>` service (group `http`). The rows marked
 //! for it are timed again with two OS threads sharing one instance (group
 //! `trivial_2threads`): each thread has its own current-thread runtime and a clone of
-//! the service, both start together, and the figure is wall time over all calls, so
-//! it is the per-call cost seen by a process whose two cores both call through one
-//! layer.
+//! the service, both start together and each makes every one of the iterations'
+//! calls, and the figure is wall time over the calls of one thread: the time a call
+//! takes on each thread while the other calls through the same layer (with no
+//! contention at all it equals the 1-thread figure).
 //!
 //! This suite runs under the system allocator (allocation counts come from the
 //! `allocs` bench), so that rows which allocate are not slowed by a counting one.
@@ -126,12 +127,12 @@ impl Pair {
         Pair { go, done, workers }
     }
 
-    /// Makes `iters` calls in all, half on each thread; returns the wall time from the
-    /// first thread's start to the last one's end.
+    /// Makes `iters` calls on each thread at once; returns the wall time from the first
+    /// thread's start to the last one's end, which criterion divides by `iters`: the
+    /// per-call time on each thread.
     fn run(&self, iters: u64) -> Duration {
-        let half = iters / 2;
-        self.go[0].send(iters - half).expect("worker alive");
-        self.go[1].send(half).expect("worker alive");
+        self.go[0].send(iters).expect("worker alive");
+        self.go[1].send(iters).expect("worker alive");
         let (s0, e0) = self.done.recv().expect("worker alive");
         let (s1, e1) = self.done.recv().expect("worker alive");
         e0.max(e1) - s0.min(s1)

@@ -148,8 +148,8 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     (b != 0.0).then(|| a.map(|a| a / b)).flatten()
 }
 
-/// The table of one group. `two_threads`: per-call figures over 2 threads, with the
-/// ratio of their overhead to the 1-thread overhead.
+/// The table of one group. `two_threads`: per-call figures on each of 2 threads, with
+/// the ratio of their overhead to the 1-thread overhead.
 fn table(out: &mut String, data: &Data, workload: Workload, two_threads: bool) {
     let group = if two_threads {
         TWO_THREADS
@@ -584,7 +584,9 @@ fn targets(out: &mut String, data: &Data) {
         }
         let o = data.get(g1, ours).ns;
         for peer in *peers {
-            if !present(peer) {
+            // A verdict compares rows that read the same kind of clock (the table above
+            // shows every pair, clocks named).
+            if !present(peer) || clock_of(ours) != clock_of(peer) {
                 continue;
             }
             let p = data.get(g1, peer).ns;
@@ -594,6 +596,25 @@ fn targets(out: &mut String, data: &Data) {
                 o.zip(p).map(|(o, p)| o < p),
             );
         }
+    }
+}
+
+/// Which clock a rate-limiting row reads on every call: the time-stamp counter
+/// (quanta) or the operating system's monotonic clock (`Instant`, tokio's `Instant`).
+/// `None` for the rows that read none on their happy path (or whose peers do not
+/// limit rates), which any row may be compared with.
+fn clock_of(id: &str) -> Option<&'static str> {
+    match id {
+        "buttress_rate_limit_quanta" | "governor_check" | "buttress_rate_limit_keyed_quanta" => {
+            Some("quanta")
+        }
+        "buttress_rate_limit"
+        | "buttress_rate_limit_monotonic"
+        | "buttress_rate_limit_keyed"
+        | "governor_check_monotonic"
+        | "tower_rate_limit"
+        | "tr_rate_limiter" => Some("os"),
+        _ => None,
     }
 }
 
@@ -678,8 +699,10 @@ fn render(data: &Data, root: &Path) -> String {
          (a separate run, `benches/allocs.rs`); instructions by callgrind as the difference \
          of two runs of different lengths (`benches/instructions.rs`), immune to a busy \
          machine. The 2-thread rows run two OS threads, each with its own current-thread \
-         runtime and a clone of one shared instance, and report wall time over all calls \
-         divided by the calls. Timings on a shared, busy machine move between runs, by tens \
+         runtime and a clone of one shared instance, both calling at once, and report the \
+         time a call takes on each thread (wall time over one thread's calls): with no \
+         contention it equals the 1-thread figure, and the 2-thread targets compare the \
+         two. Timings on a shared, busy machine move between runs, by tens \
          of ns for the rows that read the clock or take a lock; the instruction counts do \
          not move, but for the keyed limiter's concurrent map (a few percent).\n\n\
          Built as an application builds buttress: the benches are a package of their own \
