@@ -24,6 +24,11 @@
 //! more (keys tied at the boundary, used at the same instant, go only as far as
 //! needed): the ones that lose the least by being forgotten. The sweep runs once per
 //! `max_keys / 16` new keys, so its cost is amortised to a few entries per insert.
+//! A key is evicted only from the TAT the sweep judged (a compare-and-swap to a retired
+//! mark): a check of that key landing in between wins, and the key stays. Should every
+//! key the sweep chose be kept that way, the new key finds no room and its call is
+//! refused with a `retry_after` of one interval, rather than stored past the bound or
+//! admitted untracked (the `loom_keyed` models explore both orders).
 //!
 //! A key's TAT is how long it stays limited, so the keys kept are those limited
 //! longest. A key that has spent its whole burst is limited `burst - 1` intervals
@@ -68,11 +73,10 @@
 use crate::clock::Nanos;
 use crate::config::ConfigError;
 use crate::gcra::{Quota, Refusal, update_live};
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Mutex;
 
 /// The retired sentinel of an entry's TAT word.
 const RETIRED: u64 = u64::MAX;
@@ -254,7 +258,7 @@ impl<K: Hash + Eq, S: BuildHasher> KeyedGcra<K, S> {
         r
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock(&self) -> MutexGuard<'_, ()> {
         // The lock guards no data (the map is concurrent); a panic under it leaves
         // nothing inconsistent, so a poisoned lock is simply taken.
         self.insert_lock

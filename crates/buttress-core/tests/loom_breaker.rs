@@ -336,3 +336,90 @@ fn an_outcome_racing_a_reset_is_counted_whole_or_not_at_all() {
         });
     }
 }
+
+#[test]
+fn the_last_half_open_slot_goes_to_one_of_two_callers() {
+    loom::model(|| {
+        // Two probe slots; the first is taken on entering half-open, and two callers
+        // race for the second: the half-open admission's compare-and-swap.
+        let (b, transitions) = breaker(1, 1, 2);
+        b.acquire(|| T0).unwrap().record(Outcome::Failure, || T0);
+        let first = b.acquire(|| T0).expect("the first probe");
+        assert!(first.is_probe());
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || b.acquire(|| T0).map(std::mem::forget).is_ok())
+            })
+            .collect();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&ok| ok)
+            .count();
+        assert_eq!(admitted, 1, "one slot left, one probe more");
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(transitions.load(Ordering::SeqCst), 2);
+        drop(first);
+    });
+}
+
+#[test]
+fn an_overdue_half_open_test_reopens_once() {
+    loom::model(|| {
+        // One probe, hung (never reports); half-open for at most 1 ms; two callers
+        // after that race to re-open: exactly one transition, both refused.
+        let transitions = Arc::new(AtomicUsize::new(0));
+        let seen = transitions.clone();
+        let config = BreakerConfig::builder()
+            .count_window(1)
+            .minimum_calls(1)
+            .wait_in_open(Duration::from_secs(10))
+            .permitted_calls_in_half_open(1)
+            .max_wait_in_half_open(Some(Duration::from_millis(1)))
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config).with_listener(Arc::new(move |_| {
+            seen.fetch_add(1, Ordering::SeqCst);
+        })));
+        b.acquire(|| T0).unwrap().record(Outcome::Failure, || T0);
+        let at = Nanos::from_secs(10);
+        let hung = b.acquire(|| at).expect("the probe");
+        let late = at + Nanos::from_millis(2);
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                thread::spawn(move || b.acquire(|| late).map(std::mem::forget).is_ok())
+            })
+            .collect();
+        for h in handles {
+            assert!(!h.join().unwrap(), "refused: re-opened, or re-opening");
+        }
+        assert_eq!(b.state(), State::Open);
+        // Closed -> Open, Open -> HalfOpen, HalfOpen -> Open.
+        assert_eq!(transitions.load(Ordering::SeqCst), 3);
+        drop(hung);
+    });
+}
+
+#[test]
+fn time_window_counts_both_of_two_outcomes_in_one_bucket() {
+    loom::model(|| {
+        // Two outcomes recorded at once into the same bucket: its counters'
+        // compare-and-swap increments race; both count.
+        let config = BreakerConfig::builder()
+            .time_window(Duration::from_secs(1), 2)
+            .minimum_calls(10)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config));
+        let p1 = b.acquire(|| T0).unwrap();
+        let p2 = b.acquire(|| T0).unwrap();
+        let t1 = thread::spawn(move || p1.record(Outcome::Failure, || T0));
+        let t2 = thread::spawn(move || p2.record(Outcome::Failure, || T0));
+        t1.join().unwrap();
+        t2.join().unwrap();
+        let m = b.metrics(T0);
+        assert_eq!((m.calls, m.failures, m.state), (2, 2, State::Closed));
+    });
+}
