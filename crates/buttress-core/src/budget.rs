@@ -614,9 +614,12 @@ impl RetryBudget {
     }
 
     /// Gives back a withdrawal whose retry was never sent. If it has already aged out
-    /// there is nothing left to give back and nothing happens.
+    /// there is nothing left to give back and nothing happens (nor for a withdrawal
+    /// of another budget with fewer slots).
     pub fn refund(&self, w: Withdrawal) {
-        let slot = &self.withdrawals[w.index as usize];
+        let Some(slot) = self.withdrawals.get(w.index as usize) else {
+            return;
+        };
         let refunded = slot
             .fetch_update(RELAXED, RELAXED, |s| {
                 (epoch_of(s) == w.epoch && count_of(s) > 0)
@@ -719,6 +722,20 @@ mod tests {
             "withdrawals of 1 s still count"
         );
         assert!(b.try_withdraw(Nanos::from_secs(11)).is_some());
+    }
+
+    #[test]
+    fn a_withdrawal_of_another_budget_is_not_an_index_out_of_range() {
+        let wide = RetryBudget::builder().build().unwrap();
+        let narrow = RetryBudget::builder()
+            .ttl(Duration::from_secs(1))
+            .slots(1)
+            .build()
+            .unwrap();
+        let w = wide.try_withdraw(Nanos::from_secs(9)).unwrap();
+        let before = narrow.available(Nanos::from_secs(9));
+        narrow.refund(w);
+        assert_eq!(narrow.available(Nanos::from_secs(9)), before);
     }
 
     #[test]
