@@ -520,3 +520,33 @@ fn services_are_send_and_sync_in_every_mode() {
         assert_eq!(layer.handle().in_flight(), 0);
     }
 }
+
+/// A queued call whose wait ran out answers `BulkheadFull`, and so does its future if
+/// polled again (rather than resuming the finished wait, which would panic).
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_wait_polled_again_still_answers_bulkhead_full() {
+    let layer = BulkheadLayer::builder()
+        .max_concurrent(1)
+        .max_wait(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(service_fn(|d: Duration| async move {
+        tokio::time::sleep(d).await;
+        Ok::<_, Infallible>(())
+    }));
+    // The one slot, held for a minute.
+    let holder = tokio::spawn(svc.ready().await.unwrap().call(Duration::from_secs(60)));
+    tokio::task::yield_now().await;
+    let mut queued = Box::pin(svc.ready().await.unwrap().call(Duration::ZERO));
+    let err = (&mut queued).await.unwrap_err();
+    assert!(err.is::<BulkheadFull>(), "{err}");
+    let again = poll_fn(|cx| std::task::Poll::Ready(queued.as_mut().poll(cx))).await;
+    match again {
+        std::task::Poll::Ready(Err(e)) => assert!(e.is::<BulkheadFull>(), "{e}"),
+        other => panic!(
+            "expected BulkheadFull again, got {:?}",
+            other.map(|r| r.is_ok())
+        ),
+    }
+    holder.abort();
+}

@@ -885,3 +885,56 @@ async fn a_retry_that_waits_past_the_budget_ttl_needs_the_budget_when_it_is_sent
     assert_eq!(e.attempts(), 1);
     assert_eq!(calls.lock().unwrap().len(), 3, "A's retry was not sent");
 }
+
+/// A service whose calls all fail and whose readiness fails from the second time on
+/// (a client whose connection died), counting both.
+#[derive(Clone, Default)]
+struct Dying {
+    readied: Arc<AtomicU32>,
+    called: Arc<AtomicU32>,
+}
+
+impl Service<u32> for Dying {
+    type Response = u32;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<u32, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.readied.fetch_add(1, Ordering::SeqCst) == 0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Ready(Err("connection closed".into()))
+        }
+    }
+
+    fn call(&mut self, _: u32) -> Self::Future {
+        self.called.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Err("reset".into()))
+    }
+}
+
+/// A call that ended between attempts (here its service failed to get ready for the
+/// retry) sends nothing more if its future is polled again.
+#[tokio::test(start_paused = true)]
+async fn a_call_that_ended_between_attempts_sends_nothing_when_polled_again() {
+    let inner = Dying::default();
+    let mut svc = RetryLayer::builder()
+        .max_attempts(3)
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(inner.clone());
+    let mut fut = Box::pin(svc.ready().await.unwrap().call(1));
+    let err = (&mut fut).await.unwrap_err();
+    let exhausted = err.downcast_ref::<RetriesExhausted>().expect("{err}");
+    assert_eq!(exhausted.attempts(), 1, "the retry was never sent");
+    assert_eq!(inner.called.load(Ordering::SeqCst), 1);
+    let again = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    assert!(matches!(again, Poll::Ready(Err(_))));
+    assert_eq!(inner.called.load(Ordering::SeqCst), 1, "nothing more sent");
+    assert_eq!(
+        inner.readied.load(Ordering::SeqCst),
+        2,
+        "nor made ready again"
+    );
+}

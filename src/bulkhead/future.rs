@@ -141,16 +141,21 @@ where
                     unreachable!("a queued call's box is dropped only with it")
                 };
                 let Waiting { wait, svc, req } = &mut **waiting;
-                let permit = match ready!(wait.as_mut().poll(cx)) {
+                let waited = ready!(wait.as_mut().poll(cx));
+                let (svc, req) = (svc.take(), req.take());
+                // The wait is over and is never polled again (it would panic): polled
+                // once more after this returns an error, or after the inner `call`
+                // panicked, the future answers `BulkheadFull`.
+                state.set(State::Rejected { err: None });
+                let permit = match waited {
                     Ok(p) => p,
                     Err(full) => return Poll::Ready(Err(full.into())),
                 };
-                match (svc.take(), req.take()) {
+                match (svc, req) {
                     (Some(mut svc), Some(req)) => {
                         let fut = svc.call(req);
                         state.set(State::Called { fut, permit });
                     }
-                    // Polled again after completing: nothing left to run.
                     _ => return Poll::Ready(Err(BulkheadFull::new().into())),
                 }
             }

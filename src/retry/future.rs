@@ -48,6 +48,9 @@ pin_project! {
         Calling { #[pin] fut: F },
         // Between attempts: waiting, then readying the service (see `Retrying`).
         Between,
+        // Ended between attempts (deadline, budget, readiness error): polled again,
+        // nothing more is sent.
+        Done,
     }
 }
 
@@ -491,6 +494,9 @@ where
                         return Poll::Ready(out);
                     }
                 }
+                StateProj::Done => {
+                    return Poll::Ready(Err("retry: polled again after it ended".into()));
+                }
                 StateProj::Between => {
                     let last_start = this.attempts.last_start();
                     let Link::Retrying(retrying) = &mut this.attempts.link else {
@@ -522,7 +528,9 @@ where
                             // Past the wait, the timer guards the deadline if any.
                             if last_start.is_some() && r.sleep.as_mut().poll(cx).is_ready() {
                                 refund(r.pending, r.budget.as_ref());
-                                return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
+                                let err = deadline_passed(&shared.obs, *r.made);
+                                this.state.set(State::Done);
+                                return Poll::Ready(Err(err));
                             }
                             return Poll::Pending;
                         }
@@ -533,6 +541,7 @@ where
                         refund(r.pending, r.budget.as_ref());
                         let made = *r.made;
                         shared.obs.retries_exhausted(made);
+                        this.state.set(State::Done);
                         return Poll::Ready(Err(Box::new(RetriesExhausted::new(made, e))));
                     }
                     // One clock read per retry, with a deadline or a budget.
@@ -544,7 +553,9 @@ where
                     if let (Some(last), Some(now)) = (last_start, now) {
                         if now > last {
                             refund(r.pending, r.budget.as_ref());
-                            return Poll::Ready(Err(deadline_passed(&shared.obs, *r.made)));
+                            let err = deadline_passed(&shared.obs, *r.made);
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
                         }
                     }
                     // The retry is sent: its withdrawal is spent, renewed first if the
@@ -555,6 +566,7 @@ where
                         if budget.renew(w, now).is_none() {
                             let made = *r.made;
                             shared.obs.budget_exhausted(made);
+                            this.state.set(State::Done);
                             return Poll::Ready(Err(Box::new(BudgetExhausted::after_waiting(
                                 made,
                             ))));
