@@ -938,3 +938,31 @@ async fn a_call_that_ended_between_attempts_sends_nothing_when_polled_again() {
         "nor made ready again"
     );
 }
+
+/// A listener that panics on a retry does not keep the budget's token that retry took.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_listener_gives_the_retry_token_back() {
+    use futures::FutureExt;
+    let budget = RetryBudget::builder()
+        .retry_ratio(0.0)
+        .min_retries_per_sec(1)
+        .ttl(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let layer = RetryLayer::builder()
+        .max_attempts(2)
+        .budget(budget)
+        .listener(|_: &buttress::retry::RetryEvent| panic!("the listener fails"))
+        .build()
+        .unwrap();
+    let budget = layer.budget().expect("a budget").clone();
+    let before = budget.available(Nanos::ZERO);
+    assert_eq!(before, 10, "the floor: 1/s over 10 s");
+    let mut svc = layer.layer(tower::service_fn(|_: u32| async {
+        Err::<u32, BoxError>("down".into())
+    }));
+    let call = svc.ready().await.unwrap().call(1);
+    let panicked = std::panic::AssertUnwindSafe(call).catch_unwind().await;
+    assert!(panicked.is_err(), "the listener panicked");
+    assert_eq!(budget.available(Nanos::ZERO), before, "the token is back");
+}

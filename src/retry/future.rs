@@ -166,6 +166,21 @@ fn refund(pending: &mut Option<Withdrawal>, budget: Option<&Arc<RetryBudget>>) {
     }
 }
 
+/// A budget withdrawal between its grant and the wait that holds it, refunded if
+/// dropped before (a panicking listener).
+struct Held<'a> {
+    budget: Option<&'a RetryBudget>,
+    withdrawal: Option<Withdrawal>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let (Some(b), Some(w)) = (self.budget, self.withdrawal.take()) {
+            b.refund(w);
+        }
+    }
+}
+
 /// What to do after an attempt.
 enum Step {
     Return,
@@ -347,11 +362,16 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
                 return Step::Return;
             }
         }
-        let mut withdrawal = None;
-        if let Some(budget) = self.budget() {
+        // The withdrawal is held by a guard until the wait has it: should the user's
+        // listener panic, unwinding gives it back (a panic never keeps a retry token).
+        let mut held = Held {
+            budget: self.budget().map(|b| &**b),
+            withdrawal: None,
+        };
+        if let Some(budget) = held.budget {
             let t = now.unwrap_or_else(|| config.clock.now());
             match budget.try_withdraw(t) {
-                Some(w) => withdrawal = Some(w),
+                Some(w) => held.withdrawal = Some(w),
                 None => return Step::BudgetRefused,
             }
         }
@@ -363,7 +383,7 @@ impl<S, P, C, L> Attempts<S, P, C, L> {
         self.observe(|obs| obs.retry(made + 1, delay.as_duration(), reason));
         Step::Wait(Wait {
             delay: delay.as_duration(),
-            withdrawal,
+            withdrawal: held.withdrawal.take(),
             seed,
             prev_delay,
         })
