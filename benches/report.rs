@@ -728,7 +728,9 @@ fn render(data: &Data, root: &Path) -> String {
     out.push_str("\n## Trivial service, 2 threads sharing one instance\n\n");
     out.push_str(
         "tower's `RateLimit` has no row here: it is not `Clone`, each service keeps its own \
-         state, so two threads cannot share one.\n\n",
+         state, so two threads cannot share one. No instruction counts either: valgrind \
+         runs threads one at a time, so they would show none of the contention these rows \
+         measure (the counts of the 1-thread rows are those of each call).\n\n",
     );
     table(&mut out, data, Workload::Trivial, true);
     out.push_str("\n## `http::Request<()>` -> `http::Response<()>` service, 1 thread\n\n");
