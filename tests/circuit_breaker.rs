@@ -882,3 +882,57 @@ async fn cancelled_probes_do_not_keep_a_breaker_half_open_past_its_limit() {
     );
     assert_eq!(h.state(), State::Open);
 }
+
+/// A retry inside the breaker whose budget refuses its retries still reports the
+/// backend's failures: `BudgetExhausted` comes after an attempt that failed, and its
+/// source (that failure) is what the breaker classifies. A budget refusal after an
+/// attempt an inner limiter refused stays ignored.
+#[tokio::test(start_paused = true)]
+async fn a_budget_refusal_after_a_backend_failure_counts_as_a_failure() {
+    use buttress::rate_limit::error::RateLimited;
+    use buttress::retry::error::BudgetExhausted;
+    use buttress::retry::{RetryBudget, RetryLayer};
+
+    let breaker = CircuitBreakerLayer::builder()
+        .count_window(4)
+        .minimum_calls(4)
+        .failure_rate_threshold(50.0)
+        .build()
+        .unwrap();
+    let handle = breaker.handle();
+    // A budget with nothing to spend: every retry is refused.
+    let empty = || {
+        RetryBudget::builder()
+            .retry_ratio(0.0)
+            .min_retries_per_sec(0)
+            .build()
+            .unwrap()
+    };
+    let limited = tower::service_fn(|_: u32| async {
+        Err::<u32, BoxError>(RateLimited::new(Duration::from_secs(1)).into())
+    });
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(breaker.clone())
+        .layer(RetryLayer::builder().budget(empty()).build().unwrap())
+        .service(limited);
+    for _ in 0..4 {
+        let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+        assert!(err.is::<BudgetExhausted>(), "{err}");
+    }
+    assert_eq!(
+        handle.metrics().calls,
+        0,
+        "the limiter refused: nothing counted"
+    );
+
+    let down = tower::service_fn(|_: u32| async { Err::<u32, BoxError>("down".into()) });
+    let mut svc = tower::ServiceBuilder::new()
+        .layer(breaker)
+        .layer(RetryLayer::builder().budget(empty()).build().unwrap())
+        .service(down);
+    for _ in 0..4 {
+        let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+        assert!(err.is::<BudgetExhausted>(), "{err}");
+    }
+    assert_eq!(handle.state(), State::Open, "the backend's failures count");
+}

@@ -131,9 +131,15 @@ fn observe(
 }
 
 /// Whether `err` is a buttress rejection made inside the breaker without the backend
-/// being asked: a rate limiter's, a bulkhead's, an inner breaker's or a retry budget's.
-/// A timeout (`Elapsed`) is not: the backend was asked and did not answer in time.
+/// being asked: a rate limiter's, a bulkhead's, an inner breaker's, the gRPC deadline
+/// layer's. A timeout (`Elapsed`) is not: the backend was asked and did not answer in
+/// time. Nor is a retry budget's refusal, which comes only after an attempt: what
+/// decides is the last attempt's error, its source (a backend failure, or itself a
+/// local refusal).
 #[cold]
 fn is_local_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
-    crate::error::rejection(err).is_some_and(|r| r.kind() != RejectionKind::Elapsed)
+    crate::error::chain(err)
+        .filter_map(crate::error::as_rejection)
+        .find(|r| r.kind() != RejectionKind::BudgetExhausted)
+        .is_some_and(|r| r.kind() != RejectionKind::Elapsed)
 }

@@ -154,9 +154,11 @@ impl<C> CircuitBreakerLayer<C> {
     ///
     /// Whatever the classifier, a buttress rejection from a layer inside the breaker (a
     /// rate limiter's `RateLimited`, a bulkhead's `BulkheadFull`, an inner breaker's
-    /// `CircuitOpen`, a retry budget's `BudgetExhausted`) is ignored: the backend was
-    /// not asked, so it says nothing about the backend. A timeout's `Elapsed` is
-    /// classified like any error (a failure by default).
+    /// `CircuitOpen`, the gRPC deadline layer's `DeadlinePassed`) is ignored: the
+    /// backend was not asked, so it says nothing about the backend. A timeout's
+    /// `Elapsed` is classified like any error (a failure by default), and so is a retry
+    /// budget's `BudgetExhausted` (a retry inside the breaker refused after an attempt
+    /// failed), unless the attempt it follows was itself refused by such a layer.
     ///
     /// [`Classify`]: crate::classify::Classify
     pub fn with_classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
