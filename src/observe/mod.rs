@@ -23,7 +23,14 @@
 //!   name `""`.
 //!
 //! So install the recorder before building the layers. Clones of a layer, and every
-//! service it makes, share its handles.
+//! service it makes, share its handles: one layer value put in a pipeline twice (a
+//! `TimeoutLayer` as both the overall and the attempt timeout) records under the name
+//! it took first; build two values to tell them apart.
+//!
+//! Give every breaker a name of its own (or put it in a pipeline of its own name):
+//! counters and the bulkhead's gauges add up correctly under a shared name, but
+//! `buttress_circuit_breaker_state` says which state *one* breaker is in, and two
+//! breakers under one name (two unnamed ones, say, both `""`) overwrite each other's.
 //!
 //! Every metric has the label `name`, the instance's name. Counters end in `_total`,
 //! durations are histograms in seconds.
@@ -47,7 +54,7 @@
 //! | `buttress_rate_limit_waited_total` | counter | `name` | calls delayed to a reserved slot (with `max_wait` only) |
 //! | `buttress_rate_limit_wait_duration_seconds` | histogram | `name` | how long delayed calls slept (with `max_wait` only) |
 //! | `buttress_fallback_taken_total` | counter | `name` | calls answered by the fallback |
-//! | `buttress_rejections_total` | counter | `name`, `reason` | every refusal by any layer, by [`RejectionKind`](crate::error::RejectionKind): `circuit_open`, `bulkhead_full`, `rate_limited`, `elapsed`, `budget_exhausted` |
+//! | `buttress_rejections_total` | counter | `name`, `reason` | every refusal by any of the layers above, by [`RejectionKind`](crate::error::RejectionKind): `circuit_open`, `bulkhead_full`, `rate_limited`, `elapsed`, `budget_exhausted` (the gRPC deadline layer, which has no instruments, does not count its `deadline_passed`) |
 //!
 //! `buttress_rejections_total` repeats the rejections that each layer also counts in its
 //! own metrics, so that one query (or alert) covers every layer of a stack; in a
