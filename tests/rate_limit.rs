@@ -74,6 +74,26 @@ async fn clones_and_services_of_one_layer_share_the_limiter() {
     other.ready().await.unwrap().call(4).await.unwrap();
 }
 
+/// When each call reached the service behind the limiter, from now, by request.
+type Calls = Arc<Mutex<Vec<(u32, Duration)>>>;
+
+/// `layer` over a service that records when each call reached it.
+fn recording(
+    layer: &RateLimitLayer,
+) -> (
+    impl Service<u32, Response = u32, Error = BoxError, Future: Send> + Clone + Send + 'static,
+    Calls,
+) {
+    let start = Instant::now();
+    let called_at = Calls::default();
+    let seen = Arc::clone(&called_at);
+    let svc = layer.layer(service_fn(move |x: u32| {
+        seen.lock().unwrap().push((x, Instant::now() - start));
+        async move { Ok::<_, Infallible>(x) }
+    }));
+    (svc, called_at)
+}
+
 /// Slots closer than tokio's millisecond tick: each waiting call goes on at the first
 /// tick at or after its slot, never before it, so at 10,000 calls per second the ten
 /// reserved within the first millisecond go on together at 1 ms (as the module docs
@@ -86,15 +106,7 @@ async fn waits_shorter_than_a_millisecond_end_at_the_next_tick() {
         .max_wait(Duration::from_millis(10))
         .build()
         .unwrap();
-    let start = Instant::now();
-    let called_at = Arc::new(Mutex::new(Vec::new()));
-    let svc = {
-        let called_at = Arc::clone(&called_at);
-        layer.layer(service_fn(move |x: u32| {
-            called_at.lock().unwrap().push((x, Instant::now() - start));
-            async move { Ok::<_, Infallible>(x) }
-        }))
-    };
+    let (svc, called_at) = recording(&layer);
     let calls: Vec<_> = (0..21)
         .map(|i| tokio::spawn(svc.clone().oneshot(i)))
         .collect();
@@ -126,14 +138,7 @@ async fn waiting_mode_sleeps_exactly_the_reserved_time() {
         .build()
         .unwrap();
     let start = Instant::now();
-    let called_at = Arc::new(Mutex::new(Vec::new()));
-    let svc = {
-        let called_at = Arc::clone(&called_at);
-        layer.layer(service_fn(move |x: u32| {
-            called_at.lock().unwrap().push((x, Instant::now() - start));
-            async move { Ok::<_, Infallible>(x) }
-        }))
-    };
+    let (svc, called_at) = recording(&layer);
     // Four calls at once: one now, then slots at 100 and 200 ms; the fourth would wait
     // 300 ms > max_wait and is refused at once, reserving nothing.
     let calls: Vec<_> = (0..3)
